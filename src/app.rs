@@ -1,0 +1,183 @@
+//! Assembly: builds the shared state, starts the workers (group-commit
+//! writers, dispatchers, maintenance), serves the HTTP API, and on shutdown
+//! stops them in order: stop accepting → drain HTTP → finish attempts in
+//! flight (up to the grace period) → close the store.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::admin::openapi::ApiDoc;
+use crate::backlog::Backlog;
+use crate::config::{Config, Loaded};
+use crate::deliver::{Engine, Wakers};
+use crate::ingest::auth::Partners;
+use crate::ingest::commit::Committer;
+use crate::model::now_millis;
+use crate::queue::{self, MaintenanceContext};
+use crate::route::RouteTable;
+use crate::schema::{Catalogue, SchemaError};
+use crate::store::{Backend, Store, StoreError};
+
+/// Why the hub could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The canonical catalogue did not load.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// The store did not open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A connector could not be built.
+    #[error(transparent)]
+    Connector(#[from] crate::connectors::BuildError),
+    /// The job queue did not start.
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    /// Process configuration.
+    pub config: Config,
+    /// The store.
+    pub store: Store,
+    /// Canonical schemas.
+    pub catalogue: Catalogue,
+    /// Routes.
+    pub routes: RouteTable,
+    /// Partner keys.
+    pub partners: Partners,
+    /// Group commit.
+    pub committer: Committer,
+    /// Back-pressure counter.
+    pub backlog: Arc<Backlog>,
+    /// Dispatcher wake-ups.
+    pub wakers: Wakers,
+    shutting_down: AtomicBool,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Whether shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// After a replay: count the revived deliveries and wake every dispatcher.
+    pub async fn after_replay(&self, n: u64) {
+        self.backlog.add(i64::try_from(n).unwrap_or(i64::MAX));
+        self.wakers.wake_all();
+    }
+}
+
+/// Every route with its OpenAPI annotations (state not yet attached).
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(crate::ingest::router()).merge(crate::admin::router())
+}
+
+/// A name for this process in leases: configured, or host + pid + a random
+/// suffix (a restarted process never inherits a dead one's claims).
+pub fn node_id(cfg: &Config) -> String {
+    if !cfg.server.node_id.is_empty() {
+        return cfg.server.node_id.clone();
+    }
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    let suffix = ulid::Ulid::generate().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[20..])
+}
+
+/// Runs the hub on `listener` until `shutdown` is cancelled. This is the
+/// entry point the binary and the integration tests share.
+pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationToken) -> Result<(), AppError> {
+    let cfg = loaded.config.clone();
+    let node = node_id(&cfg);
+    let catalogue = Catalogue::load(&loaded.paths.resolve(&cfg.catalogue.schemas))?;
+    let store = Store::connect(&cfg.database).await?;
+    if store.backend() == Backend::Sqlite {
+        // One process owns a SQLite store, so every claim left in flight
+        // belongs to a process that is gone: retry them now, same ids.
+        let n = store.reap_expired(now_millis(), true).await?;
+        if n > 0 {
+            tracing::warn!(deliveries = n, "Resuming deliveries interrupted by the last stop.");
+        }
+    }
+    let backlog = Arc::new(Backlog::default());
+    backlog.resync(&store).await?;
+    let (engine, wakers) = Engine::start(store.clone(), &loaded.connectors, &cfg.delivery, &node, backlog.clone())?;
+    let mut background = JoinSet::new();
+    let writers = match store.backend() {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    };
+    let committer = Committer::start(store.clone(), wakers.clone(), backlog.clone(), cfg.ingest.commit_batch, writers, &mut background);
+    let maintenance_stop = CancellationToken::new();
+    let maintenance = MaintenanceContext { store: store.clone(), backlog: backlog.clone(), keep_finished: cfg.retention.keep_finished.0 };
+    queue::start(maintenance, cfg.retention.maintenance_interval.0, maintenance_stop.clone(), &mut background).await?;
+
+    let state = AppState(Arc::new(Inner {
+        config: cfg.clone(),
+        store: store.clone(),
+        catalogue,
+        routes: RouteTable::new(&loaded.connectors),
+        partners: Partners::new(&loaded.connectors),
+        committer,
+        backlog,
+        wakers,
+        shutting_down: AtomicBool::new(false),
+    }));
+    let (router, _) = api_router().split_for_parts();
+    let app = router
+        .with_state(state.clone())
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, cfg.server.request_timeout.0))
+        .layer(TraceLayer::new_for_http());
+    let addr = listener.local_addr().map_err(AppError::Serve)?;
+    tracing::info!(%addr, node = %node, backend = ?store.backend(), "wastehub is serving.");
+
+    let signal = {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            state.0.shutting_down.store(true, Ordering::Relaxed);
+            tracing::info!("Shutting down: no new requests; finishing those in flight.");
+        }
+    };
+    drop(state);
+    let grace = cfg.server.shutdown_grace.0;
+    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let served = tokio::spawn(async move { serve.await });
+    shutdown.cancelled().await;
+    match tokio::time::timeout(grace, served).await {
+        Ok(Ok(Err(e))) => return Err(AppError::Serve(e)),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("Some HTTP requests did not finish within the grace period."),
+    }
+    engine.shutdown(grace).await;
+    maintenance_stop.cancel();
+    let _ = tokio::time::timeout(grace, async { while background.join_next().await.is_some() {} }).await;
+    store.close().await;
+    tracing::info!("wastehub stopped.");
+    Ok(())
+}

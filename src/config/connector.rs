@@ -1,0 +1,209 @@
+//! One connector file (`connectors/<name>.toml`): who the partner is, how it
+//! may send to the hub (`[inbound]`), how the hub sends to it (`[outbound]`)
+//! and which messages it receives (`[[routes]]`).
+//!
+//! Only the shape and per-value syntax are checked here; cross-file rules
+//! (unique names, unique sources) are checked in [`super::load`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Secret;
+use super::units::{ByteSize, HumanDuration, RetrySchedule};
+
+/// The kinds of connector the hub has code for. Adding one means a variant
+/// here and an arm in `connectors::build`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    /// HTTP with JSON bodies: CloudEvents in, CloudEvents out.
+    HttpJson,
+}
+
+impl ConnectorKind {
+    /// The kind's configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpJson => "http_json",
+        }
+    }
+}
+
+/// A connector file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Unique name; it is the destination name in deliveries and metrics.
+    pub name: String,
+    /// Connector kind.
+    pub kind: ConnectorKind,
+    /// What this partner is, for people.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the connector is in use; a disabled one neither receives nor sends.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How the partner sends to the hub.
+    pub inbound: Option<InboundConfig>,
+    /// How the hub sends to the partner.
+    pub outbound: Option<OutboundConfig>,
+    /// Which messages the partner receives (any route matching is enough).
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[inbound]`: the partner as a sender.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// The CloudEvents `source` values this partner may send as.
+    pub sources: Vec<String>,
+    /// Hex SHA-256 digests of the partner's API keys (the keys themselves are
+    /// never stored). Several allow a rotation overlap. Empty entries are
+    /// ignored, so `${VAR:-}` leaves the partner unable to log in until set.
+    #[serde(default)]
+    pub api_key_sha256: Vec<Secret>,
+}
+
+/// `[outbound]` for `http_json`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// The partner's endpoint; the only address this connector ever calls
+    /// (redirects are not followed).
+    pub url: String,
+    /// Whole-request timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// TCP/TLS connect timeout.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Most attempts in flight at once to this partner.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Requests per second allowed to this partner.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Most response bytes read (the rest is discarded).
+    #[serde(default = "default_max_response")]
+    pub max_response: ByteSize,
+    /// Delay before each attempt; after the last one fails, the delivery is dead.
+    #[serde(default)]
+    pub retry_schedule: RetrySchedule,
+    /// Random spread applied to each delay, as a fraction (0.2 = ±20 %).
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Static bearer token sent as `Authorization: Bearer …`.
+    pub bearer_token: Option<Secret>,
+    /// How to read the partner's answer.
+    #[serde(default)]
+    pub ack: AckConfig,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+fn default_concurrency() -> usize {
+    16
+}
+fn default_max_response() -> ByteSize {
+    ByteSize(64 * 1024)
+}
+fn default_jitter() -> f64 {
+    0.2
+}
+
+/// A per-partner request rate.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Requests allowed back to back before the rate applies.
+    #[serde(default = "one")]
+    pub burst: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Acknowledgement rules: which answers mean "delivered".
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckConfig {
+    /// HTTP statuses that count as success.
+    #[serde(default = "default_success")]
+    pub success_statuses: Vec<u16>,
+    /// JSON Pointer to an ack code in the response body (e.g. `/code`);
+    /// when set, a success status also needs a body code in `ack_codes`.
+    pub body_field: Option<String>,
+    /// Codes at `body_field` that mean accepted.
+    #[serde(default)]
+    pub ack_codes: Vec<String>,
+    /// Codes at `body_field` that mean "try again later" (others are permanent).
+    #[serde(default)]
+    pub retryable_codes: Vec<String>,
+    /// 4xx statuses to retry besides 408, 425 and 429.
+    #[serde(default)]
+    pub retryable_statuses: Vec<u16>,
+    /// JSON Pointer to the partner's reference for the receipt (e.g. `/receipt_id`).
+    pub receipt_field: Option<String>,
+}
+
+fn default_success() -> Vec<u16> {
+    vec![200, 201, 202, 204]
+}
+
+impl Default for AckConfig {
+    fn default() -> Self {
+        Self {
+            success_statuses: default_success(),
+            body_field: None,
+            ack_codes: Vec::new(),
+            retryable_codes: Vec::new(),
+            retryable_statuses: Vec::new(),
+            receipt_field: None,
+        }
+    }
+}
+
+/// One `[[routes]]` entry: message types plus conditions, all of which must hold.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Message type patterns; `*` matches any run of characters.
+    pub types: Vec<String>,
+    /// Conditions over envelope attributes and body fields.
+    #[serde(default)]
+    pub when: Vec<ConditionConfig>,
+}
+
+/// One condition. Name exactly one of `attribute` or `field`, and exactly one
+/// operator.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionConfig {
+    /// An envelope attribute: `source`, `type`, `subject`, `jurisdiction`, …
+    pub attribute: Option<String>,
+    /// A JSON Pointer into `data`, e.g. `/transfer_type`.
+    pub field: Option<String>,
+    /// The value equals this.
+    pub equals: Option<String>,
+    /// The value is absent or differs from this.
+    pub not_equals: Option<String>,
+    /// The value starts with this.
+    pub prefix: Option<String>,
+    /// The value is one of these.
+    pub one_of: Option<Vec<String>>,
+}

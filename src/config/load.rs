@@ -1,0 +1,465 @@
+//! Loading: built-in defaults → `wastehub.toml` → `WASTEHUB__SECTION__KEY`
+//! environment variables, then every `connectors/*.toml` with `${VAR}` and
+//! `${VAR:-default}` references filled in from the environment.
+//!
+//! Every problem is reported as `file:line: what is wrong`, all of them at
+//! once, so that `wastehub check` shows the whole list in one run.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::connector::{ConditionConfig, ConnectorConfig};
+use super::{Config, DEFAULT_TOML, Paths};
+
+/// One problem in one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `env WASTEHUB__…` for an environment override).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every problem found in one load.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A loaded, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// Process configuration.
+    pub config: Config,
+    /// Connector files, sorted by name.
+    pub connectors: Vec<ConnectorConfig>,
+    /// Where the files came from.
+    pub paths: Paths,
+}
+
+/// Loads from `dir` with the process environment.
+pub fn load(dir: &Path) -> Result<Loaded, ConfigErrors> {
+    load_with(dir, &std::env::vars().collect())
+}
+
+/// Loads from `dir` with the given environment (tests and the demo pass
+/// their own, since the process environment is global).
+pub fn load_with(dir: &Path, env: &BTreeMap<String, String>) -> Result<Loaded, ConfigErrors> {
+    let paths = Paths { root: dir.to_path_buf() };
+    let mut errors = Vec::new();
+    let config = load_config(&paths, env, &mut errors);
+    let connectors = load_connectors(&paths.connectors(), env, &mut errors);
+    if let Some(cfg) = &config {
+        validate_config(cfg, &connectors, &paths, &mut errors);
+    }
+    match config {
+        Some(config) if errors.is_empty() => Ok(Loaded { config, connectors, paths }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+fn load_config(paths: &Paths, env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) -> Option<Config> {
+    let mut merged: toml::Table = match DEFAULT_TOML.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(err("built-in default.toml", None, e.to_string()));
+            return None;
+        }
+    };
+    let file = paths.config_file();
+    let file_name = file.display().to_string();
+    let mut file_text = String::new();
+    if file.exists() {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let expanded = match expand_vars(&text, env) {
+                    Ok(t) => t,
+                    Err((offset, msg)) => {
+                        errors.push(err(&file_name, Some(line_at(&text, offset)), msg));
+                        return None;
+                    }
+                };
+                match expanded.parse::<toml::Table>() {
+                    Ok(t) => merge(&mut merged, t),
+                    Err(e) => {
+                        errors.push(toml_error(&file_name, &text, &e));
+                        return None;
+                    }
+                }
+                file_text = text;
+            }
+            Err(e) => {
+                errors.push(err(&file_name, None, format!("cannot read: {e}")));
+                return None;
+            }
+        }
+    }
+    for (name, value) in env {
+        let Some(path) = name.strip_prefix("WASTEHUB__") else { continue };
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if let Err(msg) = set_path(&mut merged, &keys, value) {
+            errors.push(err(&format!("env {name}"), None, msg));
+        }
+    }
+    match toml::Value::Table(merged).try_into::<Config>() {
+        Ok(cfg) => Some(cfg),
+        Err(e) => {
+            let msg = e.message().to_string();
+            // The merged table has no spans: find the key in the file, if it
+            // came from there; otherwise it came from the environment.
+            let key = e.message().split('`').nth(1).unwrap_or_default().to_string();
+            let line = if key.is_empty() { None } else { line_of_key(&file_text, &key) };
+            errors.push(err(&file_name, line, msg));
+            None
+        }
+    }
+}
+
+fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) -> Vec<ConnectorConfig> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            errors.push(err(&dir.display().to_string(), None, format!("cannot read folder: {e}")));
+            Vec::new()
+        }
+    };
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(err(&name, None, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let expanded = match expand_vars(&text, env) {
+            Ok(t) => t,
+            Err((offset, msg)) => {
+                errors.push(err(&name, Some(line_at(&text, offset)), msg));
+                continue;
+            }
+        };
+        match toml::from_str::<ConnectorConfig>(&expanded) {
+            Ok(c) => {
+                let before = errors.len();
+                check_connector(&c, &name, &text, errors);
+                if errors.len() == before {
+                    out.push((name, text, c));
+                }
+            }
+            Err(e) => errors.push(toml_error(&name, &text, &e)),
+        }
+    }
+    let mut names = HashSet::new();
+    let mut sources = HashSet::new();
+    for (file, text, c) in &out {
+        if !names.insert(c.name.clone()) {
+            errors.push(err(file, line_of_key(text, "name"), format!("connector name {:?} is used by another file", c.name)));
+        }
+        for s in c.inbound.iter().flat_map(|i| &i.sources) {
+            if !sources.insert(s.clone()) {
+                errors.push(err(file, line_of_key(text, "sources"), format!("source {s:?} is claimed by another connector")));
+            }
+        }
+    }
+    let mut connectors: Vec<ConnectorConfig> = out.into_iter().map(|(_, _, c)| c).collect();
+    connectors.sort_by(|a, b| a.name.cmp(&b.name));
+    connectors
+}
+
+/// Per-file rules that the types alone cannot express.
+fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec<ConfigError>) {
+    let mut bad = |key: &str, msg: String| errors.push(err(file, line_of_key(text, key), msg));
+    if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_') {
+        bad("name", format!("name {:?} must be lower-case letters, digits, '-' or '_'", c.name));
+    }
+    if let Some(inb) = &c.inbound {
+        if inb.sources.is_empty() || inb.sources.iter().any(String::is_empty) {
+            bad("sources", "inbound.sources must list at least one non-empty source".into());
+        }
+        for k in &inb.api_key_sha256 {
+            let h = k.expose();
+            if !h.is_empty() && (h.len() != 64 || !h.chars().all(|ch| ch.is_ascii_hexdigit())) {
+                bad("api_key_sha256", "api_key_sha256 entries must be 64 hex digits (make one with `wastehub keygen`)".into());
+            }
+        }
+    }
+    if let Some(out) = &c.outbound {
+        match reqwest::Url::parse(&out.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(_) => bad("url", format!("url {:?} must be an http or https address with a host", out.url)),
+            Err(e) => bad("url", format!("url {:?} is not a valid address: {e}", out.url)),
+        }
+        if out.concurrency == 0 {
+            bad("concurrency", "concurrency must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&out.jitter) {
+            bad("jitter", format!("jitter must be between 0 and 1, not {}", out.jitter));
+        }
+        if let Some(rl) = out.rate_limit
+            && (rl.per_second == 0 || rl.burst == 0)
+        {
+            bad("rate_limit", "rate_limit.per_second and burst must be at least 1".into());
+        }
+        if out.timeout.0.is_zero() {
+            bad("timeout", "timeout must be more than 0".into());
+        }
+        for p in out.ack.body_field.iter().chain(&out.ack.receipt_field) {
+            if !p.is_empty() && !p.starts_with('/') {
+                bad("body_field", format!("{p:?} must be a JSON Pointer starting with '/'"));
+            }
+        }
+        if out.ack.body_field.is_some() && out.ack.ack_codes.is_empty() {
+            bad("ack_codes", "ack.body_field is set, so ack.ack_codes must list the accepting codes".into());
+        }
+        for name in out.headers.keys() {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                bad(name, format!("header name {name:?} is not valid"));
+            }
+        }
+    }
+    if !c.routes.is_empty() && c.outbound.is_none() {
+        bad("routes", "routes need an [outbound] section to deliver to".into());
+    }
+    for r in &c.routes {
+        if r.types.is_empty() || r.types.iter().any(String::is_empty) {
+            bad("types", "each route must list at least one non-empty type pattern".into());
+        }
+        for cond in &r.when {
+            if let Err(msg) = check_condition(cond) {
+                bad("when", msg);
+            }
+        }
+    }
+}
+
+fn check_condition(c: &ConditionConfig) -> Result<(), String> {
+    match (&c.attribute, &c.field) {
+        (Some(_), Some(_)) | (None, None) => return Err("a condition names exactly one of `attribute` or `field`".into()),
+        (None, Some(f)) if !f.starts_with('/') => return Err(format!("field {f:?} must be a JSON Pointer starting with '/'")),
+        _ => {}
+    }
+    let ops = [c.equals.is_some(), c.not_equals.is_some(), c.prefix.is_some(), c.one_of.is_some()];
+    if ops.iter().filter(|b| **b).count() != 1 {
+        return Err("a condition has exactly one of `equals`, `not_equals`, `prefix`, `one_of`".into());
+    }
+    Ok(())
+}
+
+fn validate_config(cfg: &Config, connectors: &[ConnectorConfig], paths: &Paths, errors: &mut Vec<ConfigError>) {
+    let file = paths.config_file().display().to_string();
+    let text = std::fs::read_to_string(paths.config_file()).unwrap_or_default();
+    let mut bad = |key: &str, msg: String| errors.push(err(&file, line_of_key(&text, key), msg));
+    let url = cfg.database.url.expose();
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        bad("url", "database.url must start with sqlite: or postgres://".into());
+    }
+    if cfg.ingest.max_batch_events == 0 || cfg.ingest.commit_batch == 0 || cfg.delivery.claim_batch == 0 {
+        bad("ingest", "max_batch_events, commit_batch and claim_batch must be at least 1".into());
+    }
+    if cfg.database.max_connections == 0 {
+        bad("max_connections", "database.max_connections must be at least 1".into());
+    }
+    let h = cfg.admin.operator_token_sha256.expose();
+    if !h.is_empty() && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit())) {
+        bad("operator_token_sha256", "admin.operator_token_sha256 must be 64 hex digits (make one with `wastehub keygen`)".into());
+    }
+    if let Some(slow) = connectors.iter().filter_map(|c| c.outbound.as_ref().map(|o| (c, o.timeout))).max_by_key(|(_, t)| *t)
+        && slow.1.0 >= cfg.delivery.lease.0
+    {
+        bad(
+            "lease",
+            format!(
+                "delivery.lease ({}) must be longer than connector {:?}'s timeout ({})",
+                cfg.delivery.lease, slow.0.name, slow.1
+            ),
+        );
+    }
+}
+
+/// Fills in `${VAR}` and `${VAR:-default}`. The value is escaped for a TOML
+/// basic string, so a variable can never change the file's structure (and
+/// line numbers stay those of the file on disk). `$${` writes a literal `${`.
+fn expand_vars(text: &str, env: &BTreeMap<String, String>) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(pos) = rest.find("${") {
+        if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
+            out.push_str(&rest[..pos - 1]);
+            out.push_str("${");
+            rest = &rest[pos + 2..];
+            offset += pos + 2;
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let end = after.find('}').ok_or((offset + pos, "`${` without a closing `}`".to_string()))?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err((offset + pos, format!("`${{{inner}}}` is not a valid variable reference")));
+        }
+        let value = match (env.get(name), default) {
+            (Some(v), _) => v.as_str(),
+            (None, Some(d)) => d,
+            (None, None) => {
+                return Err((offset + pos, format!("environment variable {name} is not set (write ${{{name}:-default}} to give a default)")));
+            }
+        };
+        for ch in value.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        rest = &after[end + 1..];
+        offset += pos + 2 + end + 1;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], raw: &str) -> Result<(), String> {
+    let (last, parents) = keys.split_last().ok_or("empty key")?;
+    let mut t = table;
+    for k in parents {
+        t = match t.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+            toml::Value::Table(inner) => inner,
+            _ => return Err(format!("`{k}` is not a section")),
+        };
+    }
+    // Numbers and booleans are read as TOML; anything else is a string.
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !matches!(v, toml::Value::Table(_)))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|s| line_at(text, s.start));
+    err(file, line, e.message().trim().to_string())
+}
+
+fn err(file: &str, line: Option<usize>, message: String) -> ConfigError {
+    ConfigError { file: file.to_string(), line, message }
+}
+
+/// 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The first line that sets `key` (the last segment of a dotted path).
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    text.lines().position(|l| {
+        let t = l.trim_start();
+        t.strip_prefix(last).is_some_and(|r| r.trim_start().starts_with('=')) || t.starts_with(&format!("[{last}]"))
+    })
+    .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn expands_variables_with_defaults_and_escapes() {
+        let e = env(&[("URL", "http://a/\"x\"")]);
+        assert_eq!(expand_vars(r#"u = "${URL}""#, &e).unwrap(), r#"u = "http://a/\"x\"""#);
+        assert_eq!(expand_vars(r#"u = "${NOPE:-d}""#, &e).unwrap(), r#"u = "d""#);
+        assert_eq!(expand_vars(r#"u = "$${URL}""#, &e).unwrap(), r#"u = "${URL}""#);
+        let (off, msg) = expand_vars("a = 1\nu = \"${NOPE}\"", &e).unwrap_err();
+        assert_eq!(line_at("a = 1\nu = \"${NOPE}\"", off), 2);
+        assert!(msg.contains("NOPE is not set"));
+    }
+
+    #[test]
+    fn env_overrides_reach_nested_keys_with_types() {
+        let mut t: toml::Table = DEFAULT_TOML.parse().unwrap();
+        set_path(&mut t, &["ingest".into(), "max_backlog".into()], "42").unwrap();
+        set_path(&mut t, &["server".into(), "listen".into()], "0.0.0.0:9000").unwrap();
+        let cfg: Config = toml::Value::Table(t).try_into().unwrap();
+        assert_eq!(cfg.ingest.max_backlog, 42);
+        assert_eq!(cfg.server.listen.port(), 9000);
+    }
+
+    #[test]
+    fn finds_the_line_of_a_key() {
+        let text = "[server]\nlisten = 1\n[outbound]\nurl = \"x\"\n";
+        assert_eq!(line_of_key(text, "server.listen"), Some(2));
+        assert_eq!(line_of_key(text, "url"), Some(4));
+        assert_eq!(line_of_key(text, "outbound"), Some(3));
+        assert_eq!(line_of_key(text, "nope"), None);
+    }
+
+    #[test]
+    fn conditions_need_one_subject_and_one_operator() {
+        let mut c = ConditionConfig { attribute: Some("jurisdiction".into()), field: None, equals: None, not_equals: None, prefix: Some("35".into()), one_of: None };
+        assert!(check_condition(&c).is_ok());
+        c.equals = Some("x".into());
+        assert!(check_condition(&c).is_err());
+        c.equals = None;
+        c.field = Some("/a".into());
+        assert!(check_condition(&c).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! The configuration tree: process knobs from `wastehub.toml` (over built-in
+//! defaults and `WASTEHUB__SECTION__KEY` environment overrides) and pipeline
+//! facts from one file per partner in `connectors/`.
+//!
+//! Loading and layering live in [`load`]; connector files in [`connector`];
+//! duration and size syntax in [`units`]. Nothing here opens sockets or the
+//! database.
+
+pub mod connector;
+pub mod load;
+pub mod units;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use connector::{ConnectorConfig, ConnectorKind};
+pub use load::{ConfigError, ConfigErrors, Loaded, load, load_with};
+pub use units::{ByteSize, HumanDuration, RetrySchedule};
+
+/// The built-in defaults: the reference for every key.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Process configuration (`wastehub.toml`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// The canonical catalogue.
+    pub catalogue: CatalogueConfig,
+    /// Store.
+    pub database: DatabaseConfig,
+    /// Inbound limits.
+    pub ingest: IngestConfig,
+    /// Dispatch and retries.
+    pub delivery: DeliveryConfig,
+    /// Pruning and maintenance.
+    pub retention: RetentionConfig,
+    /// Operator access.
+    pub admin: AdminConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Drain time on shutdown.
+    pub shutdown_grace: HumanDuration,
+    /// Per-request timeout.
+    pub request_timeout: HumanDuration,
+    /// Name of this process in leases and logs.
+    pub node_id: String,
+}
+
+/// `[catalogue]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueConfig {
+    /// Schema folder, relative to the config directory unless absolute.
+    pub schemas: PathBuf,
+}
+
+/// `[database]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: Secret,
+    /// Pool size.
+    pub max_connections: u32,
+    /// SQLite `synchronous` pragma.
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite durability level.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    /// fsync on every commit (power-loss safe).
+    Full,
+    /// fsync at checkpoints (crash safe, not power-loss safe).
+    Normal,
+}
+
+/// `[ingest]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Body size limit.
+    pub max_body: ByteSize,
+    /// Events per batch request.
+    pub max_batch_events: usize,
+    /// Unfinished deliveries above which ingest answers 429.
+    pub max_backlog: u64,
+    /// Retry-After on that 429.
+    pub backlog_retry_after: HumanDuration,
+    /// Messages per group commit.
+    pub commit_batch: usize,
+}
+
+/// `[delivery]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Deliveries per claim.
+    pub claim_batch: usize,
+    /// Idle poll interval.
+    pub poll_interval: HumanDuration,
+    /// Claim lease.
+    pub lease: HumanDuration,
+    /// Cap on partner Retry-After.
+    pub max_retry_after: HumanDuration,
+}
+
+/// `[retention]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Age after which finished messages are pruned (0 keeps them).
+    pub keep_finished: HumanDuration,
+    /// Maintenance period.
+    pub maintenance_interval: HumanDuration,
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Hex SHA-256 of the operator token; empty disables operator endpoints.
+    pub operator_token_sha256: Secret,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// tracing filter directive.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A value that must never reach a log: `Debug` and `Display` print
+/// `[redacted]`. Database URLs (which may hold passwords), tokens and
+/// key hashes are wrapped in it.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where the pipeline files live, relative to the config directory.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The config directory itself.
+    pub root: PathBuf,
+}
+
+impl Paths {
+    /// `wastehub.toml`.
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("wastehub.toml")
+    }
+    /// `connectors/`.
+    pub fn connectors(&self) -> PathBuf {
+        self.root.join("connectors")
+    }
+    /// A configured path, resolved against the config directory.
+    pub fn resolve(&self, p: &std::path::Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.root.join(p) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("postgres://u:hunter2@h/db");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert_eq!(s.expose(), "postgres://u:hunter2@h/db");
+    }
+
+    #[test]
+    fn defaults_parse_on_their_own() {
+        let cfg: Config = toml::from_str(DEFAULT_TOML).expect("default.toml is valid");
+        assert_eq!(cfg.server.listen.port(), 8080);
+        assert_eq!(cfg.ingest.max_body.0, 1 << 20);
+        assert_eq!(cfg.database.sqlite_synchronous, SqliteSynchronous::Full);
+    }
+}

@@ -1,0 +1,228 @@
+//! `http_json`: POSTs the canonical CloudEvent (structured JSON mode) to the
+//! partner's configured URL, and reads the answer by the connector's ack
+//! rules.
+//!
+//! Safety rails: every request has a timeout, redirects are never followed
+//! (the configured URL is the only address this connector reaches), and at
+//! most `max_response` bytes of an answer are read.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+use super::async_trait_shim::BoxFuture;
+use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
+use crate::config::connector::{AckConfig, OutboundConfig};
+
+/// Characters of a response kept in traces.
+const EXCERPT_CHARS: usize = 512;
+
+/// The `http_json` outbound connector.
+pub struct HttpJsonConnector {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    ack: AckConfig,
+    max_response: usize,
+}
+
+impl HttpJsonConnector {
+    /// Builds the client for one connector.
+    pub fn new(name: &str, cfg: &OutboundConfig) -> Result<Self, BuildError> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let bad = || BuildError::Header { name: name.to_string(), header: k.clone() };
+            headers.insert(HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?, HeaderValue::from_str(v).map_err(|_| bad())?);
+        }
+        if let Some(token) = &cfg.bearer_token {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                .map_err(|_| BuildError::Header { name: name.to_string(), header: "authorization".into() })?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout.0)
+            .connect_timeout(cfg.connect_timeout.0)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(cfg.concurrency)
+            .default_headers(headers)
+            .user_agent(concat!("wastehub/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| BuildError::Http { name: name.to_string(), source })?;
+        // Config validation has already parsed the URL.
+        let url = reqwest::Url::parse(&cfg.url).map_err(|_| BuildError::Header { name: name.to_string(), header: "url".into() })?;
+        Ok(Self { client, url, ack: cfg.ack.clone(), max_response: cfg.max_response.as_usize() })
+    }
+
+    async fn send(&self, msg: Outgoing<'_>) -> Result<Receipt, DeliveryError> {
+        let resp = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "application/cloudevents+json")
+            .header("ce-id", msg.message_id.as_str())
+            .header("Idempotency-Key", msg.message_id.as_str())
+            .header("X-Wastehub-Delivery", msg.delivery_id.as_str())
+            .header("X-Wastehub-Attempt", msg.attempt.to_string())
+            .body(msg.event.to_owned())
+            .send()
+            .await
+            .map_err(classify_transport)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let body = read_capped(resp, self.max_response).await?;
+        judge(&self.ack, status, retry_after, &body)
+    }
+}
+
+impl Outbound for HttpJsonConnector {
+    fn kind(&self) -> &'static str {
+        "http_json"
+    }
+
+    fn deliver<'a>(&'a self, msg: Outgoing<'a>) -> BoxFuture<'a, Result<Receipt, DeliveryError>> {
+        Box::pin(self.send(msg))
+    }
+
+    /// An `OPTIONS` request to the configured URL: reachable and answering
+    /// (any status below 500) is healthy. It sends no message.
+    fn healthcheck(&self) -> BoxFuture<'_, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let resp = self.client.request(reqwest::Method::OPTIONS, self.url.clone()).send().await.map_err(classify_transport)?;
+            if resp.status().is_server_error() {
+                return Err(failure(Retry::Backoff, "status", format!("healthcheck answered {}", resp.status()), Some(resp.status().as_u16()), None));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Applies the ack rules to an answer.
+pub fn judge(ack: &AckConfig, status: u16, retry_after: Option<Duration>, body: &str) -> Result<Receipt, DeliveryError> {
+    let excerpt = excerpt(body);
+    let json: Option<serde_json::Value> = (ack.body_field.is_some() || ack.receipt_field.is_some()).then(|| serde_json::from_str(body).ok()).flatten();
+    let field = |ptr: &Option<String>| -> Option<String> {
+        let v = json.as_ref()?.pointer(ptr.as_deref()?)?;
+        Some(v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+    };
+    if ack.success_statuses.contains(&status) {
+        let ack_code = field(&ack.body_field);
+        if ack.body_field.is_some() {
+            match &ack_code {
+                Some(c) if ack.ack_codes.contains(c) => {}
+                Some(c) if ack.retryable_codes.contains(c) => {
+                    return Err(failure(retry_after.map_or(Retry::Backoff, Retry::After), "ack_code", format!("partner answered retryable code {c}"), Some(status), Some(excerpt)));
+                }
+                Some(c) => return Err(failure(Retry::Never, "ack_code", format!("partner refused with code {c}"), Some(status), Some(excerpt))),
+                None => return Err(failure(Retry::Backoff, "body", "the answer has no ack code".into(), Some(status), Some(excerpt))),
+            }
+        }
+        return Ok(Receipt { http_status: status, ack_code, reference: field(&ack.receipt_field), excerpt });
+    }
+    let retryable = status >= 500 || matches!(status, 408 | 425 | 429) || ack.retryable_statuses.contains(&status);
+    let retry = match (retryable, retry_after) {
+        (false, _) => Retry::Never,
+        (true, Some(d)) => Retry::After(d),
+        (true, None) => Retry::Backoff,
+    };
+    Err(failure(retry, "status", format!("partner answered HTTP {status}"), Some(status), Some(excerpt)))
+}
+
+fn failure(retry: Retry, class: &'static str, message: String, http_status: Option<u16>, excerpt: Option<String>) -> DeliveryError {
+    DeliveryError { retry, class, message, http_status, excerpt }
+}
+
+fn classify_transport(e: reqwest::Error) -> DeliveryError {
+    let class = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    };
+    // The URL is configuration, not a secret, but the message needs no more
+    // than the kind of failure.
+    failure(Retry::Backoff, class, e.without_url().to_string(), None, None)
+}
+
+/// Reads at most `cap` bytes of the body; the rest is dropped unread.
+async fn read_capped(resp: reqwest::Response, cap: usize) -> Result<String, DeliveryError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(cap.min(8192));
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(classify_transport)?;
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= cap {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(EXCERPT_CHARS).collect()
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack_with_code() -> AckConfig {
+        AckConfig {
+            body_field: Some("/code".into()),
+            ack_codes: vec!["0000".into()],
+            retryable_codes: vec!["BUSY".into()],
+            receipt_field: Some("/receipt_id".into()),
+            ..AckConfig::default()
+        }
+    }
+
+    #[test]
+    fn success_status_with_ack_code_is_delivered_with_reference() {
+        let r = judge(&ack_with_code(), 200, None, r#"{"code":"0000","receipt_id":"R-1"}"#).unwrap();
+        assert_eq!(r.ack_code.as_deref(), Some("0000"));
+        assert_eq!(r.reference.as_deref(), Some("R-1"));
+    }
+
+    #[test]
+    fn wrong_ack_code_is_permanent_unless_listed_retryable() {
+        assert_eq!(judge(&ack_with_code(), 200, None, r#"{"code":"E42"}"#).unwrap_err().retry, Retry::Never);
+        assert_eq!(judge(&ack_with_code(), 200, None, r#"{"code":"BUSY"}"#).unwrap_err().retry, Retry::Backoff);
+        assert_eq!(judge(&ack_with_code(), 200, None, "not json").unwrap_err().class, "body");
+    }
+
+    #[test]
+    fn statuses_classify_as_the_design_says() {
+        let a = AckConfig::default();
+        assert!(judge(&a, 204, None, "").is_ok());
+        assert_eq!(judge(&a, 503, None, "").unwrap_err().retry, Retry::Backoff);
+        assert_eq!(judge(&a, 429, Some(Duration::from_secs(7)), "").unwrap_err().retry, Retry::After(Duration::from_secs(7)));
+        assert_eq!(judge(&a, 400, None, "").unwrap_err().retry, Retry::Never);
+        assert_eq!(judge(&a, 404, Some(Duration::from_secs(1)), "").unwrap_err().retry, Retry::Never);
+        let listed = AckConfig { retryable_statuses: vec![409], ..AckConfig::default() };
+        assert_eq!(judge(&listed, 409, None, "").unwrap_err().retry, Retry::Backoff);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn excerpts_are_capped() {
+        assert_eq!(excerpt(&"x".repeat(2000)).len(), EXCERPT_CHARS);
+    }
+}

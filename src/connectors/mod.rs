@@ -1,0 +1,119 @@
+//! Connector kinds: the code that talks to partners. A kind is code here; an
+//! instance is a file in `connectors/`. [`build`] is the one explicit
+//! registry from configuration to a running connector.
+//!
+//! A connector classifies every outcome ([`DeliveryError::retry`]); the
+//! `deliver` stage decides what to do with it (schedule, dead letter).
+
+pub mod http_json;
+
+use std::time::Duration;
+
+use async_trait_shim::BoxFuture;
+use serde::Serialize;
+
+use crate::config::{ConnectorConfig, ConnectorKind};
+use crate::model::{DeliveryId, MessageId};
+
+/// What a connector is asked to send.
+#[derive(Clone, Debug)]
+pub struct Outgoing<'a> {
+    /// Hub message id: the same on every attempt (`ce-id`, `Idempotency-Key`).
+    pub message_id: &'a MessageId,
+    /// The delivery.
+    pub delivery_id: &'a DeliveryId,
+    /// Ordering key.
+    pub subject: &'a str,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// The canonical event JSON.
+    pub event: &'a str,
+}
+
+/// The partner's acknowledgement, kept as evidence.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Receipt {
+    /// HTTP status.
+    pub http_status: u16,
+    /// Ack code read from the body, when the connector reads one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_code: Option<String>,
+    /// The partner's own reference for the message, when it sends one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Start of the response body.
+    pub excerpt: String,
+}
+
+/// Whether and when a failed attempt may be tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Permanent: the delivery is dead.
+    Never,
+    /// Follow the retry schedule.
+    Backoff,
+    /// The partner said when (`Retry-After`).
+    After(Duration),
+}
+
+/// A failed attempt, classified by the connector.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{class}: {message}")]
+pub struct DeliveryError {
+    /// What to do next.
+    pub retry: Retry,
+    /// Short class for traces and metrics (`timeout`, `connect`, `status`, `ack_code`, `body`).
+    pub class: &'static str,
+    /// Human text.
+    pub message: String,
+    /// HTTP status, when the partner answered.
+    pub http_status: Option<u16>,
+    /// Start of the response body.
+    pub excerpt: Option<String>,
+}
+
+/// The sending side of a connector.
+pub trait Outbound: Send + Sync + 'static {
+    /// The kind's name.
+    fn kind(&self) -> &'static str;
+    /// Sends one message; classifies any failure.
+    fn deliver<'a>(&'a self, msg: Outgoing<'a>) -> BoxFuture<'a, Result<Receipt, DeliveryError>>;
+    /// A side-effect-free probe that the partner is reachable.
+    fn healthcheck(&self) -> BoxFuture<'_, Result<(), DeliveryError>>;
+}
+
+/// Why a connector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The HTTP client could not be built.
+    #[error("connector {name}: {source}")]
+    Http {
+        /// Connector name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A header or token is not a valid header value.
+    #[error("connector {name}: header {header} has an invalid value")]
+    Header {
+        /// Connector name.
+        name: String,
+        /// Header name.
+        header: String,
+    },
+}
+
+/// Builds the outbound side of a connector, if it has one.
+pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildError> {
+    let Some(out) = &cfg.outbound else { return Ok(None) };
+    match cfg.kind {
+        ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out)?))),
+    }
+}
+
+/// A boxed future, so the trait stays object-safe without a macro crate.
+pub mod async_trait_shim {
+    /// `Pin<Box<dyn Future + Send>>`.
+    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+}

@@ -1,0 +1,90 @@
+//! Delivery: per destination, a dispatcher claims due deliveries from the
+//! store (in order per subject), paces them through the partner's rate limit
+//! and concurrency cap, sends them through the connector, and hands each
+//! outcome to the completer, which records outcomes in batches.
+//!
+//! Nothing waits in memory for a retry: a failed attempt is written back
+//! with its due time and claimed again when that time comes.
+
+mod completer;
+mod dispatcher;
+pub mod schedule;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backlog::Backlog;
+use crate::config::{ConnectorConfig, DeliveryConfig};
+use crate::connectors::{self, BuildError};
+use crate::store::Store;
+
+pub use dispatcher::Destination;
+
+/// Wakes the dispatcher of each destination when new work is committed.
+#[derive(Clone, Debug, Default)]
+pub struct Wakers {
+    by_destination: Arc<HashMap<String, Arc<Notify>>>,
+}
+
+impl Wakers {
+    /// Wakes every dispatcher (after a replay, whose destinations vary).
+    pub fn wake_all(&self) {
+        for n in self.by_destination.values() {
+            n.notify_one();
+        }
+    }
+
+    /// Wakes `destination`'s dispatcher (a no-op for unknown names).
+    pub fn wake(&self, destination: &str) {
+        if let Some(n) = self.by_destination.get(destination) {
+            n.notify_one();
+        }
+    }
+}
+
+/// The running delivery stage.
+pub struct Engine {
+    tasks: JoinSet<()>,
+    /// Stops claiming; attempts in flight finish within the grace period.
+    stop: CancellationToken,
+}
+
+impl Engine {
+    /// Builds a dispatcher per outbound connector and starts them.
+    pub fn start(store: Store, connectors: &[ConnectorConfig], cfg: &DeliveryConfig, node: &str, backlog: Arc<Backlog>) -> Result<(Self, Wakers), BuildError> {
+        let stop = CancellationToken::new();
+        let (completions, completer) = completer::Completer::new(store.clone(), node.to_string(), backlog);
+        let mut wakers = HashMap::new();
+        let mut destinations = Vec::new();
+        for c in connectors.iter().filter(|c| c.enabled) {
+            let (Some(outbound), Some(out_cfg)) = (connectors::build(c)?, c.outbound.as_ref()) else { continue };
+            let notify = Arc::new(Notify::new());
+            wakers.insert(c.name.clone(), notify.clone());
+            destinations.push(Destination::new(c.name.clone(), outbound, out_cfg, notify));
+        }
+        let wakers = Wakers { by_destination: Arc::new(wakers) };
+        let mut tasks = JoinSet::new();
+        tasks.spawn(completer.run(wakers.clone()));
+        for d in destinations {
+            tasks.spawn(d.run(store.clone(), cfg.clone(), node.to_string(), completions.clone(), stop.clone()));
+        }
+        drop(completions);
+        Ok((Self { tasks, stop }, wakers))
+    }
+
+    /// Stops claiming and waits for attempts in flight, at most `grace`.
+    /// Attempts still running then are abandoned; their leases expire and
+    /// they are retried (with the same message id) after restart.
+    pub async fn shutdown(mut self, grace: std::time::Duration) {
+        self.stop.cancel();
+        let drained = tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(grace_s = grace.as_secs(), "Attempts still in flight after the grace period; they will be retried after restart.");
+            self.tasks.abort_all();
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Ingest: `POST /api/v1/messages`. Authenticate the partner, refuse when the
+//! backlog is full, read the body within limits, check each CloudEvent
+//! (envelope, source ownership, canonical schema), route it, and answer 202
+//! only after the message and its deliveries are committed.
+
+pub mod auth;
+pub mod cloudevent;
+pub mod commit;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::model::MessageId;
+use crate::store::{InsertOutcome, NewMessage, Receipt};
+use crate::telemetry;
+
+/// The ingest routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_messages))
+}
+
+/// The answer for one accepted (or duplicate) event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// The receipt.
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    /// True when the event was accepted before (same source and id).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// One result of a batch, in the order of the events sent.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResult {
+    /// Position of the event in the batch.
+    pub index: usize,
+    /// The status this event would have had on its own (202, 200, 4xx, 5xx).
+    pub status: u16,
+    /// Receipt, for 202 and 200.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// True for a duplicate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// Error, for 4xx and 5xx.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// The answer to a batch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    /// One entry per event.
+    pub results: Vec<BatchResult>,
+}
+
+/// Submit one CloudEvent (`application/cloudevents+json`) or a batch
+/// (`application/cloudevents-batch+json`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "ingest",
+    security(("partner_key" = [])),
+    request_body(content = Object, description = "A CloudEvents 1.0 event in structured JSON mode, or a JSON array of them",
+        content_type = "application/cloudevents+json"),
+    responses(
+        (status = 202, description = "Committed; deliveries will follow", body = Accepted),
+        (status = 200, description = "A duplicate (the original receipt, `duplicate: true`), or a batch's results", body = BatchResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "The event's source belongs to another partner", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "Unsupported content type", body = ErrorBody),
+        (status = 422, description = "The event is invalid; one entry per error", body = ErrorBody),
+        (status = 429, description = "Backlog full; retry after `Retry-After` seconds", body = ErrorBody),
+    )
+)]
+async fn post_messages(State(app): State<AppState>, req: Request) -> Response {
+    match ingest(&app, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            let outcome = if e.status == StatusCode::TOO_MANY_REQUESTS { "backpressure" } else { "rejected" };
+            metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => outcome).increment(1);
+            e.into_response()
+        }
+    }
+}
+
+enum Shape {
+    Single,
+    Batch,
+}
+
+async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
+    let partner = app.partners.authenticate(req.headers())?.clone();
+    let cfg = &app.config.ingest;
+    if app.backlog.get() >= i64::try_from(cfg.max_backlog).unwrap_or(i64::MAX) {
+        return Err(ApiError::backpressure(cfg.backlog_retry_after.0, "the hub's delivery backlog is full; nothing was accepted, send again later"));
+    }
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let media = ct.split(';').next().unwrap_or("").trim().to_string();
+    let shape = match media.as_str() {
+        "application/cloudevents+json" | "application/json" => Shape::Single,
+        "application/cloudevents-batch+json" => Shape::Batch,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/cloudevents+json (one event) or application/cloudevents-batch+json (an array)",
+            ));
+        }
+    };
+    let body = read_body(req.into_body(), cfg.max_body.as_usize()).await?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
+    })?;
+    match shape {
+        Shape::Single => {
+            let (status, accepted) = one(app, &partner, value).await?;
+            Ok((status, Json(accepted)).into_response())
+        }
+        Shape::Batch => {
+            let Value::Array(events) = value else {
+                return Err(ApiError::bad_request("not_a_batch", "a batch must be a JSON array of events"));
+            };
+            if events.len() > cfg.max_batch_events {
+                return Err(ApiError::too_large(format!("a batch may hold at most {} events; this one has {}", cfg.max_batch_events, events.len())));
+            }
+            let futures = events.into_iter().map(|ev| one(app, &partner, ev));
+            let results = futures::future::join_all(futures)
+                .await
+                .into_iter()
+                .enumerate()
+                .map(|(index, r)| match r {
+                    Ok((status, a)) => BatchResult { index, status: status.as_u16(), receipt: Some(a.receipt), duplicate: a.duplicate, error: None },
+                    Err(e) => BatchResult { index, status: e.status.as_u16(), receipt: None, duplicate: false, error: Some(e.body()) },
+                })
+                .collect();
+            Ok((StatusCode::OK, Json(BatchResponse { results })).into_response())
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // http-body-util's limit error is only visible through the source
+        // chain; its text is stable ("length limit exceeded").
+        let mut cause: Option<&dyn std::error::Error> = Some(&e);
+        let mut too_big = false;
+        while let Some(c) = cause {
+            too_big |= c.to_string().contains("length limit exceeded");
+            cause = c.source();
+        }
+        if too_big {
+            ApiError::too_large(format!("the body is larger than {limit} bytes"))
+        } else {
+            ApiError::bad_request("unreadable_body", "the request body could not be read")
+        }
+    })
+}
+
+/// Checks, routes and commits one event.
+async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<(StatusCode, Accepted), ApiError> {
+    let env = cloudevent::parse(value).map_err(ApiError::validation)?;
+    if !partner.sources.iter().any(|s| *s == env.source) {
+        return Err(ApiError::forbidden("source_not_allowed", format!("partner {} may not send as source {:?}", partner.name, env.source)));
+    }
+    let mut errors: Vec<FieldError> = Vec::new();
+    if let Err(e) = app.catalogue.validate(&env.r#type, env.data(), "/data") {
+        errors.extend(e);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let destinations = app.routes.route(&env, &partner.name);
+    let id = MessageId::generate();
+    let event = cloudevent::canonical(&env, id.as_str()).to_string();
+    let msg = NewMessage {
+        id,
+        source: env.source.clone(),
+        source_event_id: env.id.clone(),
+        r#type: env.r#type.clone(),
+        subject: env.subject.clone(),
+        jurisdiction: env.jurisdiction.clone(),
+        event_time: env.time.clone(),
+        partner: partner.name.clone(),
+        event,
+        destinations,
+    };
+    match app.committer.submit(msg).await {
+        Ok(InsertOutcome::Accepted(receipt)) => {
+            metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => "accepted").increment(1);
+            if receipt.deliveries.is_empty() {
+                metrics::counter!(telemetry::INGEST_UNROUTED_TOTAL).increment(1);
+                tracing::info!(message_id = %receipt.id, r#type = %env.r#type, "Message matched no route; kept as unrouted.");
+            }
+            Ok((StatusCode::ACCEPTED, Accepted { receipt, duplicate: false }))
+        }
+        Ok(InsertOutcome::Duplicate(receipt)) => {
+            metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => "duplicate").increment(1);
+            Ok((StatusCode::OK, Accepted { receipt, duplicate: true }))
+        }
+        Err(commit::CommitError::Closed) => Err(ApiError::unavailable("the hub is shutting down; send again shortly")),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
+}

@@ -1,0 +1,352 @@
+//! Deliveries: claiming due work in acceptance order per subject, recording
+//! outcomes (with their attempts) in batches, reaping the claims of crashed
+//! processes, replay, and backlog counts.
+//!
+//! The ordering gate is one rule in the claim: a delivery may be claimed only
+//! when no earlier delivery of the same (destination, subject) is still
+//! active. Everything else (`held`, notifications) is for visibility and speed.
+
+use sqlx::Row;
+
+use super::{Backend, Result, Store, on_read, on_write};
+use crate::model::{AttemptId, DeliveryId, MessageId, Millis};
+
+/// A delivery claimed for one attempt, with the event to send.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// Delivery id.
+    pub id: DeliveryId,
+    /// Message id (sent as `ce-id` and `Idempotency-Key`).
+    pub message_id: MessageId,
+    /// Ordering key.
+    pub subject: String,
+    /// 1-based number of this attempt in the current run of the retry schedule.
+    pub attempt: u32,
+    /// Canonical event JSON.
+    pub event: String,
+}
+
+/// How an attempt ended, as far as the store is concerned.
+#[derive(Clone, Debug)]
+pub enum CompletionOutcome {
+    /// Acknowledged; the receipt as JSON.
+    Delivered {
+        /// Receipt JSON.
+        receipt: String,
+    },
+    /// Failed; try again at `due_at`.
+    Retry {
+        /// When.
+        due_at: Millis,
+    },
+    /// Failed for good.
+    Dead,
+}
+
+/// One finished attempt to record.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// Its destination.
+    pub destination: String,
+    /// Its subject.
+    pub subject: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Outcome.
+    pub outcome: CompletionOutcome,
+    /// When the attempt started.
+    pub started_at: Millis,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// HTTP status, if a response came.
+    pub http_status: Option<u16>,
+    /// Error class (`timeout`, `connect`, `status_5xx`, …), if it failed.
+    pub error_class: Option<String>,
+    /// The start of the response body or the error text.
+    pub excerpt: Option<String>,
+}
+
+/// Which dead deliveries a bulk replay revives.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayFilter {
+    /// Only this destination.
+    pub destination: Option<String>,
+    /// Only messages of this type.
+    pub r#type: Option<String>,
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only deliveries created at or after this time.
+    pub since: Option<Millis>,
+    /// Only deliveries created before this time.
+    pub until: Option<Millis>,
+}
+
+impl Store {
+    /// Claims up to `limit` due deliveries for `destination`, each the
+    /// earliest active one of its subject, leasing them to `node` until
+    /// `lease_until`.
+    pub async fn claim(&self, destination: &str, limit: usize, node: &str, now: Millis, lease_until: Millis) -> Result<Vec<Claimed>> {
+        let lock = match self.backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET status = 'in_flight', lease_owner = $1, lease_until = $2, \
+                attempts = attempts + 1, updated_at = $3 \
+             WHERE seq IN (SELECT d.seq FROM deliveries d \
+                WHERE d.destination = $4 AND d.status IN ('pending', 'retrying') AND d.due_at <= $3 \
+                AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.destination = d.destination \
+                    AND e.subject = d.subject AND e.active = 1 AND e.seq < d.seq) \
+                ORDER BY d.due_at, d.seq LIMIT $5 {lock}) \
+             RETURNING id, message_id, subject, attempts"
+        );
+        let rows: Vec<(String, String, String, i64)> = on_write!(self, |p| {
+            sqlx::query_as(super::dynamic(&sql)).bind(node).bind(lease_until).bind(now).bind(destination).bind(limit as i64).fetch_all(p).await
+        })?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let events = self.events_for(rows.iter().map(|r| r.1.as_str())).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, message_id, subject, attempts)| {
+                let event = events.get(&message_id)?.clone();
+                Some(Claimed {
+                    id: DeliveryId::from_stored(id),
+                    message_id: MessageId::from_stored(message_id),
+                    subject,
+                    attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    event,
+                })
+            })
+            .collect())
+    }
+
+    async fn events_for<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Result<std::collections::HashMap<String, String>> {
+        let ids: Vec<&str> = ids.collect();
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!("SELECT id, event FROM messages WHERE id IN ({})", super::placeholders(1, chunk.len()));
+            let rows: Vec<(String, String)> = on_read!(self, |p| {
+                let mut q = sqlx::query_as(super::dynamic(&sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(p).await
+            })?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Records a batch of finished attempts in one transaction. A completion
+    /// whose claim was lost (reaped after a lease expiry) changes nothing but
+    /// its attempt record.
+    pub async fn complete(&self, batch: &[Completion], node: &str, now: Millis) -> Result<()> {
+        on_write!(self, |p| {
+            let mut tx = p.begin().await?;
+            for c in batch {
+                let (status, active, due, receipt, error) = match &c.outcome {
+                    CompletionOutcome::Delivered { receipt } => ("delivered", 0_i64, None, Some(receipt.as_str()), None),
+                    CompletionOutcome::Retry { due_at } => ("retrying", 1, Some(*due_at), None, c.excerpt.as_deref()),
+                    CompletionOutcome::Dead => ("dead", 0, None, None, c.excerpt.as_deref()),
+                };
+                let updated = sqlx::query(
+                    "UPDATE deliveries SET status = $1, active = $2, due_at = COALESCE($3, due_at), \
+                        receipt = COALESCE($4, receipt), last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+                     WHERE id = $7 AND status = 'in_flight' AND lease_owner = $8",
+                )
+                .bind(status)
+                .bind(active)
+                .bind(due)
+                .bind(receipt)
+                .bind(error)
+                .bind(now)
+                .bind(c.delivery_id.as_str())
+                .bind(node)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let outcome = if updated == 0 { "lease_lost" } else { status };
+                sqlx::query(
+                    "INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, http_status, outcome, error_class, response_excerpt, node) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(AttemptId::generate().as_str())
+                .bind(c.delivery_id.as_str())
+                .bind(i64::from(c.attempt))
+                .bind(c.started_at)
+                .bind(c.duration_ms)
+                .bind(c.http_status.map(i64::from))
+                .bind(outcome)
+                .bind(c.error_class.as_deref())
+                .bind(c.excerpt.as_deref())
+                .bind(node)
+                .execute(&mut *tx)
+                .await?;
+                if updated == 0 {
+                    continue;
+                }
+                match &c.outcome {
+                    // Those behind a failing delivery wait visibly.
+                    CompletionOutcome::Retry { .. } => {
+                        sqlx::query(
+                            "UPDATE deliveries SET status = 'held', updated_at = $1 WHERE destination = $2 AND subject = $3 \
+                             AND active = 1 AND status = 'pending' AND id <> $4",
+                        )
+                        .bind(now)
+                        .bind(&c.destination)
+                        .bind(&c.subject)
+                        .bind(c.delivery_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    // The subject flows again. A dead delivery releases it too:
+                    // it stays replayable, and one bad message must not stop a
+                    // manifest's later events for ever.
+                    _ if c.attempt > 1 => {
+                        sqlx::query(
+                            "UPDATE deliveries SET status = 'pending', updated_at = $1 WHERE destination = $2 AND subject = $3 \
+                             AND active = 1 AND status = 'held'",
+                        )
+                        .bind(now)
+                        .bind(&c.destination)
+                        .bind(&c.subject)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    _ => {}
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Returns claims whose lease ran out (their process died) to the queue,
+    /// recording an `interrupted` attempt for each. With `all`, every claim is
+    /// returned regardless of its lease: used at start on SQLite, where no
+    /// other process can hold one. The retry keeps the same message id.
+    pub async fn reap_expired(&self, now: Millis, all: bool) -> Result<u64> {
+        let cutoff = if all { i64::MAX } else { now };
+        on_write!(self, |p| {
+            let mut tx = p.begin().await?;
+            let rows = sqlx::query("SELECT id, attempts, lease_owner FROM deliveries WHERE status = 'in_flight' AND lease_until < $1")
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in &rows {
+                let id: String = r.try_get("id")?;
+                let attempts: i64 = r.try_get("attempts")?;
+                let owner: Option<String> = r.try_get("lease_owner")?;
+                sqlx::query(
+                    "INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, outcome, error_class, response_excerpt, node) \
+                     VALUES ($1, $2, $3, $4, 0, 'retrying', 'interrupted', 'the process holding this attempt stopped before it finished', $5)",
+                )
+                .bind(AttemptId::generate().as_str())
+                .bind(&id)
+                .bind(attempts)
+                .bind(now)
+                .bind(owner.unwrap_or_default())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'retrying', due_at = $1, lease_owner = NULL, lease_until = NULL, \
+                        last_error = 'interrupted', updated_at = $1 WHERE id = $2 AND status = 'in_flight'",
+                )
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(rows.len() as u64)
+        })
+    }
+
+    /// Revives one dead (or delivered) delivery: it runs its retry schedule
+    /// again from the start, in its original place in its subject's order.
+    /// `None` when no such delivery exists; `Some(false)` when it is still active.
+    pub async fn replay_delivery(&self, id: &DeliveryId, now: Millis) -> Result<Option<bool>> {
+        on_write!(self, |p| {
+            let n = sqlx::query(
+                "UPDATE deliveries SET status = 'pending', active = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
+                 WHERE id = $2 AND status IN ('dead', 'delivered')",
+            )
+            .bind(now)
+            .bind(id.as_str())
+            .execute(p)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                return Ok(Some(true));
+            }
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM deliveries WHERE id = $1").bind(id.as_str()).fetch_optional(p).await?;
+            Ok(exists.map(|_| false))
+        })
+    }
+
+    /// Revives every dead delivery matching `f`; returns how many.
+    pub async fn replay_dead(&self, f: &ReplayFilter, now: Millis) -> Result<u64> {
+        let mut sql = String::from(
+            "UPDATE deliveries SET status = 'pending', active = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
+             WHERE status = 'dead'",
+        );
+        let mut texts: Vec<String> = Vec::new();
+        let mut n = 2;
+        let mut push = |sql: &mut String, clause: &str, v: String| {
+            sql.push_str(&clause.replace("$N", &format!("${n}")));
+            texts.push(v);
+            n += 1;
+        };
+        if let Some(d) = &f.destination {
+            push(&mut sql, " AND destination = $N", d.clone());
+        }
+        if let Some(s) = &f.subject {
+            push(&mut sql, " AND subject = $N", s.clone());
+        }
+        if let Some(t) = &f.r#type {
+            push(&mut sql, " AND message_id IN (SELECT id FROM messages WHERE type = $N)", t.clone());
+        }
+        let since_at = n;
+        let until_at = n + usize::from(f.since.is_some());
+        if f.since.is_some() {
+            sql.push_str(&format!(" AND created_at >= ${since_at}"));
+        }
+        if f.until.is_some() {
+            sql.push_str(&format!(" AND created_at < ${until_at}"));
+        }
+        on_write!(self, |p| {
+            let mut q = sqlx::query(super::dynamic(&sql)).bind(now);
+            for t in &texts {
+                q = q.bind(t);
+            }
+            if let Some(s) = f.since {
+                q = q.bind(s);
+            }
+            if let Some(u) = f.until {
+                q = q.bind(u);
+            }
+            Ok(q.execute(p).await?.rows_affected())
+        })
+    }
+
+    /// Unfinished deliveries per destination.
+    pub async fn backlog(&self) -> Result<Vec<(String, i64)>> {
+        Ok(on_read!(self, |p| {
+            sqlx::query_as("SELECT destination, COUNT(*) FROM deliveries WHERE active = 1 GROUP BY destination").fetch_all(p).await
+        })?)
+    }
+
+    /// The earliest due time among waiting deliveries of `destination`.
+    pub async fn next_due(&self, destination: &str) -> Result<Option<Millis>> {
+        Ok(on_read!(self, |p| {
+            sqlx::query_scalar("SELECT MIN(due_at) FROM deliveries WHERE destination = $1 AND status IN ('pending', 'retrying')")
+                .bind(destination)
+                .fetch_one(p)
+                .await
+        })?)
+    }
+}

@@ -1,0 +1,228 @@
+//! Messages: the group-commit insert that writes a batch of accepted messages
+//! and one delivery row per destination in ONE transaction, duplicate
+//! detection on (source, source event id), and pruning.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Result, Store, on_read, on_write};
+use crate::model::{DeliveryId, MessageId, Millis, millis_to_rfc3339};
+
+/// A message ready to be written.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// Hub id.
+    pub id: MessageId,
+    /// CloudEvents source.
+    pub source: String,
+    /// The source's own event id.
+    pub source_event_id: String,
+    /// Message type.
+    pub r#type: String,
+    /// Ordering key.
+    pub subject: String,
+    /// Division code.
+    pub jurisdiction: String,
+    /// Business time as sent.
+    pub event_time: String,
+    /// The connector (partner) that sent it.
+    pub partner: String,
+    /// Canonical event JSON.
+    pub event: String,
+    /// Where it goes.
+    pub destinations: Vec<String>,
+}
+
+/// What the sender is told once the message is committed.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Receipt {
+    /// Hub message id.
+    #[schema(value_type = String, example = "msg_01JDZ8Q4K6T5VQ4Z9M3R2X7N1C")]
+    pub id: MessageId,
+    /// When the hub committed it (RFC 3339, UTC).
+    pub received_at: String,
+    /// One entry per destination; empty when no route matched (kept as unrouted).
+    pub deliveries: Vec<ReceiptDelivery>,
+}
+
+/// One destination in a receipt.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ReceiptDelivery {
+    /// Delivery id.
+    #[schema(value_type = String)]
+    pub id: DeliveryId,
+    /// Connector name.
+    pub destination: String,
+}
+
+/// The result of inserting one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Newly accepted.
+    Accepted(Receipt),
+    /// Seen before; the original receipt.
+    Duplicate(Receipt),
+}
+
+impl Store {
+    /// Writes a batch in one transaction. Messages already known (same source
+    /// and source event id, including earlier in the same batch) come back as
+    /// duplicates with their original receipt.
+    ///
+    /// If the batch transaction fails, each message is retried in a
+    /// transaction of its own so that one bad row cannot fail its neighbours.
+    pub async fn insert_messages(&self, batch: &[NewMessage], now: Millis) -> Vec<Result<InsertOutcome>> {
+        match self.insert_tx(batch, now).await {
+            Ok(outcomes) => self.resolve_duplicates(batch, outcomes).await,
+            Err(e) if batch.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(error = %e, size = batch.len(), "Group commit failed; writing the batch one message at a time.");
+                let mut out = Vec::with_capacity(batch.len());
+                for m in batch {
+                    let one = std::slice::from_ref(m);
+                    match self.insert_tx(one, now).await {
+                        Ok(o) => out.extend(self.resolve_duplicates(one, o).await),
+                        Err(e) => out.push(Err(e)),
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// `Some(receipt)` for inserted messages, `None` for duplicates.
+    async fn insert_tx(&self, batch: &[NewMessage], now: Millis) -> Result<Vec<Option<Receipt>>> {
+        const INSERT_MESSAGE: &str = "INSERT INTO messages \
+            (id, source, source_event_id, type, subject, jurisdiction, event_time, received_at, partner, routed, event) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+            ON CONFLICT (source, source_event_id) DO NOTHING RETURNING seq";
+        // A new delivery waits (`held`) when an earlier one of its subject is
+        // already failing; otherwise it is `pending`. The dispatcher's claim
+        // enforces the order either way; `held` makes the wait visible.
+        const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
+            (id, message_id, destination, subject, status, active, attempts, due_at, created_at, updated_at) \
+            SELECT $1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM deliveries e \
+                WHERE e.destination = $3 AND e.subject = $4 AND e.active = 1 AND e.status IN ('retrying', 'held')) \
+                THEN 'held' ELSE 'pending' END, 1, 0, $5, $5, $5";
+        on_write!(self, |p| {
+            let mut tx = p.begin().await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for m in batch {
+                let inserted = sqlx::query(INSERT_MESSAGE)
+                    .bind(m.id.as_str())
+                    .bind(&m.source)
+                    .bind(&m.source_event_id)
+                    .bind(&m.r#type)
+                    .bind(&m.subject)
+                    .bind(&m.jurisdiction)
+                    .bind(&m.event_time)
+                    .bind(now)
+                    .bind(&m.partner)
+                    .bind(m.destinations.len() as i64)
+                    .bind(&m.event)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if inserted.is_none() {
+                    out.push(None);
+                    continue;
+                }
+                let mut deliveries = Vec::with_capacity(m.destinations.len());
+                for dest in &m.destinations {
+                    let id = DeliveryId::generate();
+                    sqlx::query(INSERT_DELIVERY)
+                        .bind(id.as_str())
+                        .bind(m.id.as_str())
+                        .bind(dest)
+                        .bind(&m.subject)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    deliveries.push(ReceiptDelivery { id, destination: dest.clone() });
+                }
+                out.push(Some(Receipt { id: m.id.clone(), received_at: millis_to_rfc3339(now), deliveries }));
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    async fn resolve_duplicates(&self, batch: &[NewMessage], outcomes: Vec<Option<Receipt>>) -> Vec<Result<InsertOutcome>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (m, o) in batch.iter().zip(outcomes) {
+            out.push(match o {
+                Some(r) => Ok(InsertOutcome::Accepted(r)),
+                None => self.receipt_for_source(&m.source, &m.source_event_id).await.map(InsertOutcome::Duplicate),
+            });
+        }
+        out
+    }
+
+    /// The receipt of the message a source sent with this event id.
+    async fn receipt_for_source(&self, source: &str, source_event_id: &str) -> Result<Receipt> {
+        on_write!(self, |p| {
+            let row = sqlx::query("SELECT id, received_at FROM messages WHERE source = $1 AND source_event_id = $2")
+                .bind(source)
+                .bind(source_event_id)
+                .fetch_one(p)
+                .await?;
+            let id: String = row.try_get("id")?;
+            let received_at: i64 = row.try_get("received_at")?;
+            let rows = sqlx::query("SELECT id, destination FROM deliveries WHERE message_id = $1 ORDER BY destination")
+                .bind(&id)
+                .fetch_all(p)
+                .await?;
+            let deliveries = rows
+                .iter()
+                .map(|r| {
+                    Ok(ReceiptDelivery {
+                        id: DeliveryId::from_stored(r.try_get("id")?),
+                        destination: r.try_get("destination")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok(Receipt { id: MessageId::from_stored(id), received_at: millis_to_rfc3339(received_at), deliveries })
+        })
+    }
+
+    /// Deletes up to `limit` messages received before `cutoff` whose
+    /// deliveries are all finished, with their deliveries and attempts.
+    /// Returns how many messages went.
+    pub async fn prune_finished(&self, cutoff: Millis, limit: i64) -> Result<u64> {
+        let ids: Vec<String> = on_read!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT m.id FROM messages m WHERE m.received_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.active = 1) \
+                 ORDER BY m.received_at LIMIT $2",
+            )
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(p)
+            .await
+        })?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = super::placeholders(1, ids.len());
+        let statements = [
+            format!("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id IN ({list}) AND active = 0)"),
+            format!("DELETE FROM deliveries WHERE message_id IN ({list}) AND active = 0"),
+            format!(
+                "DELETE FROM messages WHERE id IN ({list}) AND NOT EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id)"
+            ),
+        ];
+        on_write!(self, |p| {
+            let mut tx = p.begin().await?;
+            let mut deleted = 0;
+            for sql in &statements {
+                let mut q = sqlx::query(super::dynamic(sql));
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                deleted = q.execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        })
+    }
+}

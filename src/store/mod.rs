@@ -1,0 +1,198 @@
+//! The store: the only module that writes SQL. SQLite (WAL, one writer
+//! connection plus readers) is the embedded default; PostgreSQL lets several
+//! hub processes share the work.
+//!
+//! Both backends run the same statements (`$N` placeholders work in both);
+//! where they differ (row locks on PostgreSQL) the text is chosen per
+//! backend. One file per aggregate: [`messages`], [`deliveries`],
+//! [`attempts`], [`trace`].
+
+pub mod attempts;
+pub mod deliveries;
+pub mod messages;
+pub mod trace;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous as Sync};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::{DatabaseConfig, SqliteSynchronous};
+
+pub use deliveries::{Claimed, Completion, CompletionOutcome, ReplayFilter};
+pub use messages::{InsertOutcome, NewMessage, Receipt, ReceiptDelivery};
+pub use attempts::AttemptView;
+pub use trace::{DeliveryView, MessageFilter, MessagePage, MessageSummary, MessageView};
+
+/// Store failures. Constraint problems are answered by the callers; anything
+/// else is an outage or a bug.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed at start.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no supported backend.
+    #[error("unsupported database url (use sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+    /// A SQLite path whose folder could not be created.
+    #[error("cannot create the database folder: {0}")]
+    Folder(#[source] std::io::Error),
+}
+
+/// Result alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database the store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded, single process.
+    Sqlite,
+    /// Shared by several processes.
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+/// Runs `$body` with `$p` bound to the write pool of whichever backend is in
+/// use. The body is compiled once per backend, so it may use either's types.
+macro_rules! on_write {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { write: $p, .. } => $body,
+            $crate::store::Db::Postgres($p) => $body,
+        }
+    };
+}
+/// Like [`on_write`], with a pool for reads (SQLite readers run beside the writer).
+macro_rules! on_read {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { read: $p, .. } => $body,
+            $crate::store::Db::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use {on_read, on_write};
+
+impl Store {
+    /// Connects and runs migrations.
+    pub async fn connect(cfg: &DatabaseConfig) -> Result<Self> {
+        let url = cfg.url.expose();
+        let db = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(match cfg.sqlite_synchronous {
+                    SqliteSynchronous::Full => Sync::Full,
+                    SqliteSynchronous::Normal => Sync::Normal,
+                })
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(false);
+            if let Some(parent) = opts.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(StoreError::Folder)?;
+            }
+            // One writer: SQLite serialises writers anyway, and a single
+            // connection turns lock waits into an orderly queue in the pool.
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+            sqlx::migrate!("src/store/migrations/sqlite").run(&write).await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(cfg.max_connections.max(1))
+                .connect_with(opts.read_only(true))
+                .await?;
+            Db::Sqlite { write, read }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(cfg.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            // Several processes may start at once; the migrator takes an
+            // advisory lock so only one applies each migration.
+            sqlx::migrate!("src/store/migrations/postgres").run(&pool).await?;
+            Db::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Self { db })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The SQLite write pool, for the job queue (it keeps its own tables in the same file).
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.db {
+            Db::Sqlite { write, .. } => Some(write),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for the job queue.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.db {
+            Db::Postgres(p) => Some(p),
+            Db::Sqlite { .. } => None,
+        }
+    }
+
+    /// `SELECT 1` on a read connection: the readiness probe.
+    pub async fn ping(&self) -> Result<()> {
+        on_read!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every connection (on shutdown).
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Marks a statement assembled at run time as safe. Every such statement in
+/// this module is built only from fixed SQL fragments and numbered `$N`
+/// placeholders; values always travel as bound parameters, never as text.
+pub(crate) fn dynamic(sql: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql.to_owned())
+}
+
+/// `$first, $first+1, …` for `n` values: an IN list for either backend.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_from_first() {
+        assert_eq!(super::placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(super::placeholders(1, 0), "");
+    }
+}

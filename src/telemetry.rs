@@ -1,0 +1,62 @@
+//! Logging and metrics set-up, and the names of every metric and label, so
+//! that dashboards have one place to look.
+//!
+//! Metrics go through the `metrics` facade into one process-wide Prometheus
+//! recorder, installed once; `/metrics` renders it.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Ingest results: label `outcome` (accepted, duplicate, rejected, backpressure).
+pub const INGEST_EVENTS_TOTAL: &str = "wastehub_ingest_events_total";
+/// Messages accepted with no route: label none.
+pub const INGEST_UNROUTED_TOTAL: &str = "wastehub_ingest_unrouted_total";
+/// Delivery attempt outcomes: labels `destination`, `outcome` (delivered, retry, dead).
+pub const DELIVERY_ATTEMPTS_TOTAL: &str = "wastehub_delivery_attempts_total";
+/// Attempt latency in seconds: label `destination`.
+pub const DELIVERY_DURATION_SECONDS: &str = "wastehub_delivery_duration_seconds";
+/// Unfinished deliveries: label `destination`.
+pub const BACKLOG_DELIVERIES: &str = "wastehub_backlog_deliveries";
+/// Group-commit batch sizes.
+pub const COMMIT_BATCH_MESSAGES: &str = "wastehub_store_commit_batch_messages";
+
+/// Label: the destination connector.
+pub const LABEL_DESTINATION: &str = "destination";
+/// Label: the outcome.
+pub const LABEL_OUTCOME: &str = "outcome";
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus handle, installing the recorder on first use.
+/// Several hubs in one process (tests) share it.
+pub fn prometheus() -> &'static PrometheusHandle {
+    PROMETHEUS.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(DELIVERY_DURATION_SECONDS.to_string()),
+                &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            )
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed; then metrics go there.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Installs the tracing subscriber (text or JSON lines on stderr).
+pub fn init_logging(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
