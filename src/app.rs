@@ -113,6 +113,8 @@ pub fn node_id(cfg: &Config) -> String {
 pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationToken) -> Result<(), AppError> {
     let cfg = loaded.config.clone();
     let node = node_id(&cfg);
+    // Install the metrics recorder before anything records.
+    crate::telemetry::prometheus();
     let catalogue = Catalogue::load(&loaded.paths.resolve(&cfg.catalogue.schemas))?;
     let store = Store::connect(&cfg.database).await?;
     if store.backend() == Backend::Sqlite {

@@ -78,7 +78,7 @@ async fn handle(job: MaintenanceJob, ctx: Data<MaintenanceContext>) -> Result<()
 /// Starts the maintenance ticker and worker; both stop on `stop`.
 pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationToken, tasks: &mut JoinSet<()>) -> Result<(), QueueError> {
     let every = every.max(Duration::from_secs(1));
-    if let Some(pool) = ctx.store.sqlite_pool().cloned() {
+    if let Some(pool) = ctx.store.sqlite_jobs_pool().cloned() {
         use apalis_sqlite::{Config, SqliteStorage};
         SqliteStorage::setup(&pool).await.map_err(|e| QueueError::Setup(e.to_string()))?;
         let cfg = Config::default().queue(MAINTENANCE_QUEUE);
@@ -92,7 +92,11 @@ pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationT
         });
     } else if let Some(pool) = ctx.store.postgres_pool().cloned() {
         use apalis_postgres::{Config, PostgresStorage};
-        PostgresStorage::setup(&pool).await.map_err(|e| QueueError::Setup(e.to_string()))?;
+        // Not `PostgresStorage::setup`: its migrator would refuse the hub's
+        // own versions in the shared bookkeeping table.
+        let mut migrator = PostgresStorage::<()>::migrations();
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await.map_err(|e| QueueError::Setup(e.to_string()))?;
         let cfg = Config::default().queue(MAINTENANCE_QUEUE);
         let storage: PostgresStorage<MaintenanceJob> = PostgresStorage::new(&pool).with_config(cfg);
         tasks.spawn(ticker(storage.clone(), every, stop.clone()));

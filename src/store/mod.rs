@@ -58,7 +58,7 @@ pub enum Backend {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite { write: SqlitePool, read: SqlitePool, jobs: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -112,11 +112,19 @@ impl Store {
             // connection turns lock waits into an orderly queue in the pool.
             let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             sqlx::migrate!("src/store/migrations/sqlite").run(&write).await?;
+            // The job queue gets a file of its own beside the store: apalis
+            // sets its own pragmas (synchronous = OFF, a large page cache) on
+            // its connections, which must never touch the message store.
+            let jobs_file = format!("{}-jobs", opts.get_filename().display());
+            let jobs = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(SqliteConnectOptions::new().filename(jobs_file).create_if_missing(true).busy_timeout(Duration::from_secs(30)))
+                .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(cfg.max_connections.max(1))
                 .connect_with(opts.read_only(true))
                 .await?;
-            Db::Sqlite { write, read }
+            Db::Sqlite { write, read, jobs }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -126,7 +134,11 @@ impl Store {
                 .await?;
             // Several processes may start at once; the migrator takes an
             // advisory lock so only one applies each migration.
-            sqlx::migrate!("src/store/migrations/postgres").run(&pool).await?;
+            // apalis keeps its migrations in the same bookkeeping table, so
+            // each migrator must ignore versions that are not its own.
+            let mut migrator = sqlx::migrate!("src/store/migrations/postgres");
+            migrator.set_ignore_missing(true);
+            migrator.run(&pool).await?;
             Db::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl);
@@ -142,10 +154,10 @@ impl Store {
         }
     }
 
-    /// The SQLite write pool, for the job queue (it keeps its own tables in the same file).
-    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+    /// The SQLite pool of the job queue (its own file, `<store>-jobs`).
+    pub fn sqlite_jobs_pool(&self) -> Option<&SqlitePool> {
         match &self.db {
-            Db::Sqlite { write, .. } => Some(write),
+            Db::Sqlite { jobs, .. } => Some(jobs),
             Db::Postgres(_) => None,
         }
     }
@@ -167,7 +179,8 @@ impl Store {
     /// Closes every connection (on shutdown).
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { write, read } => {
+            Db::Sqlite { write, read, jobs } => {
+                jobs.close().await;
                 read.close().await;
                 write.close().await;
             }

@@ -1,1 +1,14 @@
-fn main(){}
+//! Integration tests: the real hub on an ephemeral port with a real database
+//! (SQLite by default; PostgreSQL when WASTEHUB_TEST_POSTGRES is set).
+
+mod support;
+
+mod backpressure;
+mod check;
+mod crash;
+mod delivery;
+mod ingest;
+mod ops;
+mod ordering;
+mod postgres;
+mod shutdown;

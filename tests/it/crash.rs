@@ -1,0 +1,98 @@
+//! Crash safety with the real binary: kill -9 under load, restart, and every
+//! message that was answered 202 is delivered (at least once, same id).
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::samples::manifest;
+use crate::support::{FakePartner, HubSpec, Reply, eventually, fresh_database, write_config_dir};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wastehub"))
+        .args(["serve", "--config"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start wastehub")
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) -> bool {
+    eventually(Duration::from_secs(30), || async { client.get(format!("{base}/readyz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) }).await
+}
+
+#[tokio::test]
+async fn kill_9_under_load_loses_nothing_that_was_accepted() {
+    let partner = FakePartner::scripted(|_, _| Reply::status(200).delay(Duration::from_millis(15))).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let database = fresh_database(dir.path()).await;
+    let (key, key_sha) = wastehub::ingest::auth::generate_key();
+    let (_, op_sha) = wastehub::ingest::auth::generate_key();
+    let spec = HubSpec::new().destination("prov", &partner.url, "\"manifest-*\"", "concurrency = 8\nretry_schedule = \"0s 200ms 500ms 1s 1s 1s 1s 1s\"");
+    write_config_dir(dir.path(), &database, &key_sha, &op_sha, &spec);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut child = start(dir.path(), port);
+    assert!(wait_ready(&client, &base).await, "hub started");
+
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut senders = Vec::new();
+    for worker in 0..8u32 {
+        let (client, base, key, accepted) = (client.clone(), base.clone(), key.clone(), accepted.clone());
+        senders.push(tokio::spawn(async move {
+            for n in 0..400u32 {
+                let ev = manifest(worker * 10 + n % 10, &format!("w{worker}-{n}"));
+                let r = client
+                    .post(format!("{base}/api/v1/messages"))
+                    .bearer_auth(&key)
+                    .header("content-type", "application/cloudevents+json")
+                    .body(ev.to_string())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 202 => {
+                        let v: serde_json::Value = r.json().await.unwrap_or_default();
+                        accepted.lock().expect("lock").push(v["id"].as_str().unwrap_or_default().to_string());
+                    }
+                    Ok(_) => {}
+                    Err(_) => return, // the hub is gone
+                }
+            }
+        }));
+    }
+    // Let load build up and deliveries run, then kill without warning.
+    assert!(eventually(Duration::from_secs(20), || async { accepted.lock().expect("lock").len() >= 300 && partner.accepted().len() >= 50 }).await);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    for s in senders {
+        let _ = s.await;
+    }
+    let accepted: HashSet<String> = accepted.lock().expect("lock").iter().cloned().collect();
+    let delivered_before = partner.accepted().len();
+    assert!(accepted.len() > delivered_before, "the crash left work undelivered ({} accepted, {delivered_before} delivered)", accepted.len());
+
+    let mut child = start(dir.path(), port);
+    assert!(wait_ready(&client, &base).await, "hub restarted");
+    let all_arrived = eventually(Duration::from_secs(60), || async {
+        let got: HashSet<String> = partner.accepted().into_iter().map(|r| r.ce_id).collect();
+        accepted.is_subset(&got)
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let got: HashSet<String> = partner.accepted().into_iter().map(|r| r.ce_id).collect();
+    let missing: Vec<&String> = accepted.difference(&got).take(5).collect();
+    assert!(all_arrived, "{} accepted messages never arrived, e.g. {missing:?}", accepted.difference(&got).count());
+    // Per subject, the first arrival of each message follows acceptance order
+    // is not checkable here (acceptance order across 8 senders is the hub's);
+    // the ordering tests cover it. Duplicates are allowed (at-least-once).
+}
