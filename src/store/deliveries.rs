@@ -8,6 +8,7 @@
 
 use sqlx::Row;
 
+use super::lanes::{LaneLocks, lane_keys};
 use super::{Backend, Result, Store, on_read, on_write};
 use crate::model::{AttemptId, DeliveryId, MessageId, Millis};
 
@@ -145,8 +146,10 @@ impl Store {
     /// whose claim was lost (reaped after a lease expiry) changes nothing but
     /// its attempt record.
     pub async fn complete(&self, batch: &[Completion], node: &str, now: Millis) -> Result<()> {
+        let keys = lane_keys(batch.iter().map(|c| (c.destination.as_str(), c.subject.as_str())));
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
+            tx.lock_lanes(&keys).await?;
             for c in batch {
                 let (status, active, due, receipt, error) = match &c.outcome {
                     CompletionOutcome::Delivered { receipt } => ("delivered", 0_i64, None, Some(receipt.as_str()), None),

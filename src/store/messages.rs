@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::lanes::{LaneLocks, lane_keys};
 use super::{Result, Store, on_read, on_write};
 use crate::model::{DeliveryId, MessageId, Millis, millis_to_rfc3339};
 
@@ -104,8 +105,10 @@ impl Store {
             SELECT $1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM deliveries e \
                 WHERE e.destination = $3 AND e.subject = $4 AND e.active = 1 AND e.status IN ('retrying', 'held')) \
                 THEN 'held' ELSE 'pending' END, 1, 0, $5, $5, $5";
+        let keys = lane_keys(batch.iter().flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str()))));
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
+            tx.lock_lanes(&keys).await?;
             let mut out = Vec::with_capacity(batch.len());
             for m in batch {
                 let inserted = sqlx::query(INSERT_MESSAGE)

@@ -9,6 +9,7 @@
 
 pub mod attempts;
 pub mod deliveries;
+pub mod lanes;
 pub mod messages;
 pub mod trace;
 

@@ -224,7 +224,7 @@ impl Drop for TestApp {
 pub fn write_config_dir(dir: &Path, database: &str, key_sha: &str, op_sha: &str, spec: &HubSpec) {
     let schemas = repo().join("schemas/canonical");
     let config = format!(
-        "[catalogue]\nschemas = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n{}\n",
+        "[catalogue]\nschemas = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n{}\n",
         schemas.display(),
         spec.config
     );
