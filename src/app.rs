@@ -94,7 +94,9 @@ impl AppState {
 
 /// Every route with its OpenAPI annotations (state not yet attached).
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(crate::ingest::router()).merge(crate::admin::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::ingest::router())
+        .merge(crate::admin::router())
 }
 
 /// A name for this process in leases: configured, or host + pid + a random
@@ -103,7 +105,9 @@ pub fn node_id(cfg: &Config) -> String {
     if !cfg.server.node_id.is_empty() {
         return cfg.server.node_id.clone();
     }
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
     let suffix = ulid::Ulid::generate().to_string();
     format!("{host}-{}-{}", std::process::id(), &suffix[20..])
 }
@@ -133,10 +137,27 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         Backend::Sqlite => 1,
         Backend::Postgres => 4,
     };
-    let committer = Committer::start(store.clone(), wakers.clone(), backlog.clone(), cfg.ingest.commit_batch, writers, &mut background);
+    let committer = Committer::start(
+        store.clone(),
+        wakers.clone(),
+        backlog.clone(),
+        cfg.ingest.commit_batch,
+        writers,
+        &mut background,
+    );
     let maintenance_stop = CancellationToken::new();
-    let maintenance = MaintenanceContext { store: store.clone(), backlog: backlog.clone(), keep_finished: cfg.retention.keep_finished.0 };
-    queue::start(maintenance, cfg.retention.maintenance_interval.0, maintenance_stop.clone(), &mut background).await?;
+    let maintenance = MaintenanceContext {
+        store: store.clone(),
+        backlog: backlog.clone(),
+        keep_finished: cfg.retention.keep_finished.0,
+    };
+    queue::start(
+        maintenance,
+        cfg.retention.maintenance_interval.0,
+        maintenance_stop.clone(),
+        &mut background,
+    )
+    .await?;
 
     let state = AppState(Arc::new(Inner {
         config: cfg.clone(),
@@ -152,7 +173,10 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     let (router, _) = api_router().split_for_parts();
     let app = router
         .with_state(state.clone())
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, cfg.server.request_timeout.0))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            cfg.server.request_timeout.0,
+        ))
         .layer(TraceLayer::new_for_http());
     let addr = listener.local_addr().map_err(AppError::Serve)?;
     tracing::info!(%addr, node = %node, backend = ?store.backend(), "wastehub is serving.");

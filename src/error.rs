@@ -48,7 +48,13 @@ pub struct ErrorBody {
 impl ApiError {
     /// An error with no field list.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
     }
 
     /// 401: missing or unknown credentials.
@@ -76,7 +82,11 @@ impl ApiError {
         let n = errors.len();
         Self {
             errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!("the event has {n} error(s)"))
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("the event has {n} error(s)"),
+            )
         }
     }
 
@@ -87,23 +97,37 @@ impl ApiError {
 
     /// 429 with Retry-After.
     pub fn backpressure(retry_after: Duration, detail: impl Into<String>) -> Self {
-        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "backlog_full", detail) }
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "backlog_full", detail)
+        }
     }
 
     /// 500 whose cause is logged here, once, and never sent to the caller.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "Request failed inside the hub.");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the hub could not complete the request; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the hub could not complete the request; it has been logged",
+        )
     }
 
     /// 503 (the store is unavailable, or the hub is shutting down).
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self { retry_after: Some(Duration::from_secs(5)), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail) }
+        Self {
+            retry_after: Some(Duration::from_secs(5)),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+        }
     }
 
     /// The body this error renders to.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { code: self.code.to_string(), detail: self.detail.clone(), errors: self.errors.clone() }
+        ErrorBody {
+            code: self.code.to_string(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+        }
     }
 }
 

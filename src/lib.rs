@@ -6,6 +6,8 @@
 //! rate limit, [`connectors`]) → delivered or dead, every attempt recorded.
 //! [`app::run`] assembles it; `docs/architecture.md` walks through it.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod admin;
 pub mod app;
 pub mod backlog;

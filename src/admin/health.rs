@@ -12,7 +12,10 @@ use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 /// Liveness: the process is up. No authentication (it says nothing else).
@@ -38,5 +41,9 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
 #[utoipa::path(get, path = "/metrics", tag = "health", security(("operator_token" = [])),
     responses((status = 200, description = "Prometheus text format", body = String), (status = 401, body = ErrorBody)))]
 async fn metrics(_: Operator) -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::prometheus().render())
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::prometheus().render(),
+    )
 }

@@ -83,7 +83,10 @@ async fn list_messages(_: Operator, State(app): State<AppState>, Query(q): Query
         until: parse_time("until", q.until.as_deref())?,
         cursor: match q.cursor.as_deref() {
             None => None,
-            Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::bad_request("bad_cursor", "cursor must come from next_cursor"))?),
+            Some(c) => Some(
+                c.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request("bad_cursor", "cursor must come from next_cursor"))?,
+            ),
         },
         limit: q.limit.unwrap_or(50),
     };

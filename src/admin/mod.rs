@@ -17,7 +17,10 @@ use crate::ingest::auth::{bearer, digest_eq, sha256_hex};
 
 /// The admin routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(messages::router()).merge(replay::router()).merge(health::router())
+    OpenApiRouter::new()
+        .merge(messages::router())
+        .merge(replay::router())
+        .merge(health::router())
 }
 
 /// Proof that the request carries the operator token.
@@ -29,9 +32,16 @@ impl FromRequestParts<AppState> for Operator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let want = state.config.admin.operator_token_sha256.expose();
         if want.is_empty() {
-            return Err(ApiError::unauthorized("operator endpoints are disabled: set admin.operator_token_sha256"));
+            return Err(ApiError::unauthorized(
+                "operator endpoints are disabled: set admin.operator_token_sha256",
+            ));
         }
-        let token = bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("send the operator token as `Authorization: Bearer <token>`"))?;
-        if digest_eq(&sha256_hex(token), want) { Ok(Operator) } else { Err(ApiError::unauthorized("wrong operator token")) }
+        let token =
+            bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("send the operator token as `Authorization: Bearer <token>`"))?;
+        if digest_eq(&sha256_hex(token), want) {
+            Ok(Operator)
+        } else {
+            Err(ApiError::unauthorized("wrong operator token"))
+        }
     }
 }

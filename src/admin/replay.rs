@@ -47,7 +47,11 @@ async fn replay_one(_: Operator, State(app): State<AppState>, Path(id): Path<Str
             app.after_replay(1).await;
             Ok(Json(Replayed { replayed: 1 }))
         }
-        Ok(Some(false)) => Err(ApiError::new(axum::http::StatusCode::CONFLICT, "still_active", "the delivery has not finished; only dead or delivered ones can be replayed")),
+        Ok(Some(false)) => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "still_active",
+            "the delivery has not finished; only dead or delivered ones can be replayed",
+        )),
         Ok(None) => Err(ApiError::not_found(format!("no delivery {id}"))),
         Err(e) => Err(ApiError::internal(&e)),
     }
@@ -79,7 +83,10 @@ pub struct BulkReplay {
 )]
 async fn replay_bulk(_: Operator, State(app): State<AppState>, Json(b): Json<BulkReplay>) -> ApiResult<Json<Replayed>> {
     if b.destination.is_none() && b.r#type.is_none() && b.subject.is_none() && b.since.is_none() && b.until.is_none() {
-        return Err(ApiError::bad_request("filter_required", "name at least one of destination, type, subject, since, until"));
+        return Err(ApiError::bad_request(
+            "filter_required",
+            "name at least one of destination, type, subject, since, until",
+        ));
     }
     let filter = ReplayFilter {
         destination: b.destination,
@@ -88,7 +95,11 @@ async fn replay_bulk(_: Operator, State(app): State<AppState>, Json(b): Json<Bul
         since: parse_time("since", b.since.as_deref())?,
         until: parse_time("until", b.until.as_deref())?,
     };
-    let n = app.store.replay_dead(&filter, now_millis()).await.map_err(|e| ApiError::internal(&e))?;
+    let n = app
+        .store
+        .replay_dead(&filter, now_millis())
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     tracing::info!(replayed = n, ?filter, "Operator replayed dead deliveries.");
     app.after_replay(n).await;
     Ok(Json(Replayed { replayed: n }))

@@ -3,4 +3,6 @@
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {}
 /// Runs the demo.
-pub async fn run(_a: DemoArgs) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+pub async fn run(_a: DemoArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}

@@ -185,11 +185,19 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
     let mut sources = HashSet::new();
     for (file, text, c) in &out {
         if !names.insert(c.name.clone()) {
-            errors.push(err(file, line_of_key(text, "name"), format!("connector name {:?} is used by another file", c.name)));
+            errors.push(err(
+                file,
+                line_of_key(text, "name"),
+                format!("connector name {:?} is used by another file", c.name),
+            ));
         }
         for s in c.inbound.iter().flat_map(|i| &i.sources) {
             if !sources.insert(s.clone()) {
-                errors.push(err(file, line_of_key(text, "sources"), format!("source {s:?} is claimed by another connector")));
+                errors.push(err(
+                    file,
+                    line_of_key(text, "sources"),
+                    format!("source {s:?} is claimed by another connector"),
+                ));
             }
         }
     }
@@ -201,7 +209,12 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
 /// Per-file rules that the types alone cannot express.
 fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec<ConfigError>) {
     let mut bad = |key: &str, msg: String| errors.push(err(file, line_of_key(text, key), msg));
-    if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_') {
+    if c.name.is_empty()
+        || !c
+            .name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+    {
         bad("name", format!("name {:?} must be lower-case letters, digits, '-' or '_'", c.name));
     }
     if let Some(inb) = &c.inbound {
@@ -211,7 +224,10 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
         for k in &inb.api_key_sha256 {
             let h = k.expose();
             if !h.is_empty() && (h.len() != 64 || !h.chars().all(|ch| ch.is_ascii_hexdigit())) {
-                bad("api_key_sha256", "api_key_sha256 entries must be 64 hex digits (make one with `wastehub keygen`)".into());
+                bad(
+                    "api_key_sha256",
+                    "api_key_sha256 entries must be 64 hex digits (make one with `wastehub keygen`)".into(),
+                );
             }
         }
     }
@@ -241,7 +257,10 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
             }
         }
         if out.ack.body_field.is_some() && out.ack.ack_codes.is_empty() {
-            bad("ack_codes", "ack.body_field is set, so ack.ack_codes must list the accepting codes".into());
+            bad(
+                "ack_codes",
+                "ack.body_field is set, so ack.ack_codes must list the accepting codes".into(),
+            );
         }
         for name in out.headers.keys() {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -293,9 +312,15 @@ fn validate_config(cfg: &Config, connectors: &[ConnectorConfig], paths: &Paths, 
     }
     let h = cfg.admin.operator_token_sha256.expose();
     if !h.is_empty() && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit())) {
-        bad("operator_token_sha256", "admin.operator_token_sha256 must be 64 hex digits (make one with `wastehub keygen`)".into());
+        bad(
+            "operator_token_sha256",
+            "admin.operator_token_sha256 must be 64 hex digits (make one with `wastehub keygen`)".into(),
+        );
     }
-    if let Some(slow) = connectors.iter().filter_map(|c| c.outbound.as_ref().map(|o| (c, o.timeout))).max_by_key(|(_, t)| *t)
+    if let Some(slow) = connectors
+        .iter()
+        .filter_map(|c| c.outbound.as_ref().map(|o| (c, o.timeout)))
+        .max_by_key(|(_, t)| *t)
         && slow.1.0 >= cfg.delivery.lease.0
     {
         bad(
@@ -338,7 +363,10 @@ fn expand_vars(text: &str, env: &BTreeMap<String, String>) -> Result<String, (us
             (Some(v), _) => v.as_str(),
             (None, Some(d)) => d,
             (None, None) => {
-                return Err((offset + pos, format!("environment variable {name} is not set (write ${{{name}:-default}} to give a default)")));
+                return Err((
+                    offset + pos,
+                    format!("environment variable {name} is not set (write ${{{name}:-default}} to give a default)"),
+                ));
             }
         };
         for ch in value.chars() {
@@ -396,7 +424,11 @@ fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
 }
 
 fn err(file: &str, line: Option<usize>, message: String) -> ConfigError {
-    ConfigError { file: file.to_string(), line, message }
+    ConfigError {
+        file: file.to_string(),
+        line,
+        message,
+    }
 }
 
 /// 1-based line of a byte offset.
@@ -407,11 +439,12 @@ fn line_at(text: &str, offset: usize) -> usize {
 /// The first line that sets `key` (the last segment of a dotted path).
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
     let last = key.rsplit('.').next().unwrap_or(key);
-    text.lines().position(|l| {
-        let t = l.trim_start();
-        t.strip_prefix(last).is_some_and(|r| r.trim_start().starts_with('=')) || t.starts_with(&format!("[{last}]"))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.strip_prefix(last).is_some_and(|r| r.trim_start().starts_with('=')) || t.starts_with(&format!("[{last}]"))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -454,7 +487,14 @@ mod tests {
 
     #[test]
     fn conditions_need_one_subject_and_one_operator() {
-        let mut c = ConditionConfig { attribute: Some("jurisdiction".into()), field: None, equals: None, not_equals: None, prefix: Some("35".into()), one_of: None };
+        let mut c = ConditionConfig {
+            attribute: Some("jurisdiction".into()),
+            field: None,
+            equals: None,
+            not_equals: None,
+            prefix: Some("35".into()),
+            one_of: None,
+        };
         assert!(check_condition(&c).is_ok());
         c.equals = Some("x".into());
         assert!(check_condition(&c).is_err());

@@ -45,7 +45,7 @@ impl fmt::Display for HumanDuration {
         let ms = self.0.as_millis();
         let (n, unit) = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")]
             .into_iter()
-            .find(|(d, _)| ms >= *d && ms % d == 0)
+            .find(|(d, _)| ms >= *d && ms.is_multiple_of(*d))
             .map(|(d, u)| (ms / d, u))
             .unwrap_or((ms, "ms"));
         write!(f, "{n}{unit}")
@@ -76,9 +76,7 @@ impl ByteSize {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("size {text:?} must start with a whole number"))?;
+        let n: u64 = num.parse().map_err(|_| format!("size {text:?} must start with a whole number"))?;
         let factor = match unit.trim() {
             "" | "B" => 1,
             "KiB" => 1 << 10,
@@ -86,9 +84,7 @@ impl ByteSize {
             "GiB" => 1 << 30,
             other => return Err(format!("size {text:?} has unknown unit {other:?} (use B, KiB, MiB or GiB)")),
         };
-        n.checked_mul(factor)
-            .map(Self)
-            .ok_or_else(|| format!("size {text:?} is too large"))
+        n.checked_mul(factor).map(Self).ok_or_else(|| format!("size {text:?} is too large"))
     }
 
     /// The size as `usize`, saturating on 32-bit targets.
@@ -101,9 +97,9 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
         match () {
-            _ if b >= 1 << 30 && b % (1 << 30) == 0 => write!(f, "{}GiB", b >> 30),
-            _ if b >= 1 << 20 && b % (1 << 20) == 0 => write!(f, "{}MiB", b >> 20),
-            _ if b >= 1 << 10 && b % (1 << 10) == 0 => write!(f, "{}KiB", b >> 10),
+            _ if b >= 1 << 30 && b.is_multiple_of(1 << 30) => write!(f, "{}GiB", b >> 30),
+            _ if b >= 1 << 20 && b.is_multiple_of(1 << 20) => write!(f, "{}MiB", b >> 20),
+            _ if b >= 1 << 10 && b.is_multiple_of(1 << 10) => write!(f, "{}KiB", b >> 10),
             _ => write!(f, "{b}B"),
         }
     }

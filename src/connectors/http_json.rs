@@ -31,12 +31,20 @@ impl HttpJsonConnector {
     pub fn new(name: &str, cfg: &OutboundConfig) -> Result<Self, BuildError> {
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
-            let bad = || BuildError::Header { name: name.to_string(), header: k.clone() };
-            headers.insert(HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?, HeaderValue::from_str(v).map_err(|_| bad())?);
+            let bad = || BuildError::Header {
+                name: name.to_string(),
+                header: k.clone(),
+            };
+            headers.insert(
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?,
+                HeaderValue::from_str(v).map_err(|_| bad())?,
+            );
         }
         if let Some(token) = &cfg.bearer_token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                .map_err(|_| BuildError::Header { name: name.to_string(), header: "authorization".into() })?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| BuildError::Header {
+                name: name.to_string(),
+                header: "authorization".into(),
+            })?;
             v.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
@@ -48,10 +56,21 @@ impl HttpJsonConnector {
             .default_headers(headers)
             .user_agent(concat!("wastehub/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| BuildError::Http { name: name.to_string(), source })?;
+            .map_err(|source| BuildError::Http {
+                name: name.to_string(),
+                source,
+            })?;
         // Config validation has already parsed the URL.
-        let url = reqwest::Url::parse(&cfg.url).map_err(|_| BuildError::Header { name: name.to_string(), header: "url".into() })?;
-        Ok(Self { client, url, ack: cfg.ack.clone(), max_response: cfg.max_response.as_usize() })
+        let url = reqwest::Url::parse(&cfg.url).map_err(|_| BuildError::Header {
+            name: name.to_string(),
+            header: "url".into(),
+        })?;
+        Ok(Self {
+            client,
+            url,
+            ack: cfg.ack.clone(),
+            max_response: cfg.max_response.as_usize(),
+        })
     }
 
     async fn send(&self, msg: Outgoing<'_>) -> Result<Receipt, DeliveryError> {
@@ -68,7 +87,11 @@ impl HttpJsonConnector {
             .await
             .map_err(classify_transport)?;
         let status = resp.status().as_u16();
-        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let body = read_capped(resp, self.max_response).await?;
         judge(&self.ack, status, retry_after, &body)
     }
@@ -87,9 +110,20 @@ impl Outbound for HttpJsonConnector {
     /// (any status below 500) is healthy. It sends no message.
     fn healthcheck(&self) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let resp = self.client.request(reqwest::Method::OPTIONS, self.url.clone()).send().await.map_err(classify_transport)?;
+            let resp = self
+                .client
+                .request(reqwest::Method::OPTIONS, self.url.clone())
+                .send()
+                .await
+                .map_err(classify_transport)?;
             if resp.status().is_server_error() {
-                return Err(failure(Retry::Backoff, "status", format!("healthcheck answered {}", resp.status()), Some(resp.status().as_u16()), None));
+                return Err(failure(
+                    Retry::Backoff,
+                    "status",
+                    format!("healthcheck answered {}", resp.status()),
+                    Some(resp.status().as_u16()),
+                    None,
+                ));
             }
             Ok(())
         })
@@ -99,7 +133,9 @@ impl Outbound for HttpJsonConnector {
 /// Applies the ack rules to an answer.
 pub fn judge(ack: &AckConfig, status: u16, retry_after: Option<Duration>, body: &str) -> Result<Receipt, DeliveryError> {
     let excerpt = excerpt(body);
-    let json: Option<serde_json::Value> = (ack.body_field.is_some() || ack.receipt_field.is_some()).then(|| serde_json::from_str(body).ok()).flatten();
+    let json: Option<serde_json::Value> = (ack.body_field.is_some() || ack.receipt_field.is_some())
+        .then(|| serde_json::from_str(body).ok())
+        .flatten();
     let field = |ptr: &Option<String>| -> Option<String> {
         let v = json.as_ref()?.pointer(ptr.as_deref()?)?;
         Some(v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
@@ -110,13 +146,40 @@ pub fn judge(ack: &AckConfig, status: u16, retry_after: Option<Duration>, body: 
             match &ack_code {
                 Some(c) if ack.ack_codes.contains(c) => {}
                 Some(c) if ack.retryable_codes.contains(c) => {
-                    return Err(failure(retry_after.map_or(Retry::Backoff, Retry::After), "ack_code", format!("partner answered retryable code {c}"), Some(status), Some(excerpt)));
+                    return Err(failure(
+                        retry_after.map_or(Retry::Backoff, Retry::After),
+                        "ack_code",
+                        format!("partner answered retryable code {c}"),
+                        Some(status),
+                        Some(excerpt),
+                    ));
                 }
-                Some(c) => return Err(failure(Retry::Never, "ack_code", format!("partner refused with code {c}"), Some(status), Some(excerpt))),
-                None => return Err(failure(Retry::Backoff, "body", "the answer has no ack code".into(), Some(status), Some(excerpt))),
+                Some(c) => {
+                    return Err(failure(
+                        Retry::Never,
+                        "ack_code",
+                        format!("partner refused with code {c}"),
+                        Some(status),
+                        Some(excerpt),
+                    ));
+                }
+                None => {
+                    return Err(failure(
+                        Retry::Backoff,
+                        "body",
+                        "the answer has no ack code".into(),
+                        Some(status),
+                        Some(excerpt),
+                    ));
+                }
             }
         }
-        return Ok(Receipt { http_status: status, ack_code, reference: field(&ack.receipt_field), excerpt });
+        return Ok(Receipt {
+            http_status: status,
+            ack_code,
+            reference: field(&ack.receipt_field),
+            excerpt,
+        });
     }
     let retryable = status >= 500 || matches!(status, 408 | 425 | 429) || ack.retryable_statuses.contains(&status);
     let retry = match (retryable, retry_after) {
@@ -124,11 +187,23 @@ pub fn judge(ack: &AckConfig, status: u16, retry_after: Option<Duration>, body: 
         (true, Some(d)) => Retry::After(d),
         (true, None) => Retry::Backoff,
     };
-    Err(failure(retry, "status", format!("partner answered HTTP {status}"), Some(status), Some(excerpt)))
+    Err(failure(
+        retry,
+        "status",
+        format!("partner answered HTTP {status}"),
+        Some(status),
+        Some(excerpt),
+    ))
 }
 
 fn failure(retry: Retry, class: &'static str, message: String, http_status: Option<u16>, excerpt: Option<String>) -> DeliveryError {
-    DeliveryError { retry, class, message, http_status, excerpt }
+    DeliveryError {
+        retry,
+        class,
+        message,
+        http_status,
+        excerpt,
+    }
 }
 
 fn classify_transport(e: reqwest::Error) -> DeliveryError {
@@ -197,8 +272,14 @@ mod tests {
 
     #[test]
     fn wrong_ack_code_is_permanent_unless_listed_retryable() {
-        assert_eq!(judge(&ack_with_code(), 200, None, r#"{"code":"E42"}"#).unwrap_err().retry, Retry::Never);
-        assert_eq!(judge(&ack_with_code(), 200, None, r#"{"code":"BUSY"}"#).unwrap_err().retry, Retry::Backoff);
+        assert_eq!(
+            judge(&ack_with_code(), 200, None, r#"{"code":"E42"}"#).unwrap_err().retry,
+            Retry::Never
+        );
+        assert_eq!(
+            judge(&ack_with_code(), 200, None, r#"{"code":"BUSY"}"#).unwrap_err().retry,
+            Retry::Backoff
+        );
         assert_eq!(judge(&ack_with_code(), 200, None, "not json").unwrap_err().class, "body");
     }
 
@@ -207,10 +288,16 @@ mod tests {
         let a = AckConfig::default();
         assert!(judge(&a, 204, None, "").is_ok());
         assert_eq!(judge(&a, 503, None, "").unwrap_err().retry, Retry::Backoff);
-        assert_eq!(judge(&a, 429, Some(Duration::from_secs(7)), "").unwrap_err().retry, Retry::After(Duration::from_secs(7)));
+        assert_eq!(
+            judge(&a, 429, Some(Duration::from_secs(7)), "").unwrap_err().retry,
+            Retry::After(Duration::from_secs(7))
+        );
         assert_eq!(judge(&a, 400, None, "").unwrap_err().retry, Retry::Never);
         assert_eq!(judge(&a, 404, Some(Duration::from_secs(1)), "").unwrap_err().retry, Retry::Never);
-        let listed = AckConfig { retryable_statuses: vec![409], ..AckConfig::default() };
+        let listed = AckConfig {
+            retryable_statuses: vec![409],
+            ..AckConfig::default()
+        };
         assert_eq!(judge(&listed, 409, None, "").unwrap_err().retry, Retry::Backoff);
     }
 

@@ -48,7 +48,14 @@ impl Destination {
     }
 
     /// Claims and sends until `stop`, then waits for its attempts in flight.
-    pub async fn run(self, store: Store, cfg: DeliveryConfig, node: String, completions: mpsc::Sender<Completion>, stop: CancellationToken) {
+    pub async fn run(
+        self,
+        store: Store,
+        cfg: DeliveryConfig,
+        node: String,
+        completions: mpsc::Sender<Completion>,
+        stop: CancellationToken,
+    ) {
         let mut inflight = JoinSet::new();
         let lease_ms = i64::try_from(cfg.lease.0.as_millis()).unwrap_or(i64::MAX);
         loop {
@@ -69,7 +76,9 @@ impl Destination {
                 Ok(batch) => {
                     let full = batch.len() == free;
                     for claimed in batch {
-                        let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+                        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                            break;
+                        };
                         inflight.spawn(self.attempt(claimed, permit, completions.clone(), cfg.max_retry_after.0));
                     }
                     if full {
@@ -87,7 +96,13 @@ impl Destination {
         while inflight.join_next().await.is_some() {}
     }
 
-    fn attempt(&self, c: Claimed, permit: OwnedSemaphorePermit, completions: mpsc::Sender<Completion>, max_retry_after: Duration) -> impl Future<Output = ()> + Send + 'static {
+    fn attempt(
+        &self,
+        c: Claimed,
+        permit: OwnedSemaphorePermit,
+        completions: mpsc::Sender<Completion>,
+        max_retry_after: Duration,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let outbound = self.outbound.clone();
         let limiter = self.limiter.clone();
         let schedule = self.schedule.clone();
@@ -100,11 +115,18 @@ impl Destination {
             let started_at = now_millis();
             let t0 = Instant::now();
             let result = outbound
-                .deliver(Outgoing { message_id: &c.message_id, delivery_id: &c.id, subject: &c.subject, attempt: c.attempt, event: &c.event })
+                .deliver(Outgoing {
+                    message_id: &c.message_id,
+                    delivery_id: &c.id,
+                    subject: &c.subject,
+                    attempt: c.attempt,
+                    event: &c.event,
+                })
                 .await;
             let took = t0.elapsed();
             drop(permit);
-            metrics::histogram!(telemetry::DELIVERY_DURATION_SECONDS, telemetry::LABEL_DESTINATION => destination.to_string()).record(took.as_secs_f64());
+            metrics::histogram!(telemetry::DELIVERY_DURATION_SECONDS, telemetry::LABEL_DESTINATION => destination.to_string())
+                .record(took.as_secs_f64());
             let (outcome, http_status, error_class, excerpt) = match result {
                 Ok(receipt) => {
                     let status = receipt.http_status;
@@ -116,7 +138,9 @@ impl Destination {
                     let outcome = match next {
                         Next::RetryIn(d) => {
                             tracing::debug!(destination = %destination, delivery_id = %c.id, error = %e, retry_in_ms = d.as_millis() as u64, "Delivery failed; will retry.");
-                            CompletionOutcome::Retry { due_at: now_millis().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)) }
+                            CompletionOutcome::Retry {
+                                due_at: now_millis().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                            }
                         }
                         Next::Dead => {
                             tracing::warn!(destination = %destination, delivery_id = %c.id, message_id = %c.message_id, error = %e, "Delivery is dead; an operator can replay it.");

@@ -55,18 +55,28 @@ pub struct Engine {
 
 impl Engine {
     /// Builds a dispatcher per outbound connector and starts them.
-    pub fn start(store: Store, connectors: &[ConnectorConfig], cfg: &DeliveryConfig, node: &str, backlog: Arc<Backlog>) -> Result<(Self, Wakers), BuildError> {
+    pub fn start(
+        store: Store,
+        connectors: &[ConnectorConfig],
+        cfg: &DeliveryConfig,
+        node: &str,
+        backlog: Arc<Backlog>,
+    ) -> Result<(Self, Wakers), BuildError> {
         let stop = CancellationToken::new();
         let (completions, completer) = completer::Completer::new(store.clone(), node.to_string(), backlog);
         let mut wakers = HashMap::new();
         let mut destinations = Vec::new();
         for c in connectors.iter().filter(|c| c.enabled) {
-            let (Some(outbound), Some(out_cfg)) = (connectors::build(c)?, c.outbound.as_ref()) else { continue };
+            let (Some(outbound), Some(out_cfg)) = (connectors::build(c)?, c.outbound.as_ref()) else {
+                continue;
+            };
             let notify = Arc::new(Notify::new());
             wakers.insert(c.name.clone(), notify.clone());
             destinations.push(Destination::new(c.name.clone(), outbound, out_cfg, notify));
         }
-        let wakers = Wakers { by_destination: Arc::new(wakers) };
+        let wakers = Wakers {
+            by_destination: Arc::new(wakers),
+        };
         let mut tasks = JoinSet::new();
         tasks.spawn(completer.run(wakers.clone()));
         for d in destinations {
@@ -83,7 +93,10 @@ impl Engine {
         self.stop.cancel();
         let drained = tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(grace_s = grace.as_secs(), "Attempts still in flight after the grace period; they will be retried after restart.");
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "Attempts still in flight after the grace period; they will be retried after restart."
+            );
             self.tasks.abort_all();
         }
     }

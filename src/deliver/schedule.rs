@@ -48,8 +48,14 @@ mod tests {
     #[test]
     fn follows_the_schedule_then_dies() {
         let max = Duration::from_secs(3600);
-        assert_eq!(next(&sched(), 0.0, 1, Retry::Backoff, max, 0.5), Next::RetryIn(Duration::from_secs(10)));
-        assert_eq!(next(&sched(), 0.0, 2, Retry::Backoff, max, 0.5), Next::RetryIn(Duration::from_secs(60)));
+        assert_eq!(
+            next(&sched(), 0.0, 1, Retry::Backoff, max, 0.5),
+            Next::RetryIn(Duration::from_secs(10))
+        );
+        assert_eq!(
+            next(&sched(), 0.0, 2, Retry::Backoff, max, 0.5),
+            Next::RetryIn(Duration::from_secs(60))
+        );
         assert_eq!(next(&sched(), 0.0, 3, Retry::Backoff, max, 0.5), Next::Dead);
         assert_eq!(next(&sched(), 0.0, 1, Retry::Never, max, 0.5), Next::Dead);
     }
@@ -67,8 +73,14 @@ mod tests {
     #[test]
     fn retry_after_replaces_the_delay_but_is_capped() {
         let max = Duration::from_secs(30);
-        assert_eq!(next(&sched(), 0.2, 1, Retry::After(Duration::from_secs(3)), max, 0.9), Next::RetryIn(Duration::from_secs(3)));
-        assert_eq!(next(&sched(), 0.2, 1, Retry::After(Duration::from_secs(300)), max, 0.9), Next::RetryIn(max));
+        assert_eq!(
+            next(&sched(), 0.2, 1, Retry::After(Duration::from_secs(3)), max, 0.9),
+            Next::RetryIn(Duration::from_secs(3))
+        );
+        assert_eq!(
+            next(&sched(), 0.2, 1, Retry::After(Duration::from_secs(300)), max, 0.9),
+            Next::RetryIn(max)
+        );
         assert_eq!(next(&sched(), 0.2, 3, Retry::After(Duration::from_secs(3)), max, 0.9), Next::Dead);
     }
 }

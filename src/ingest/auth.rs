@@ -38,7 +38,13 @@ impl Partners {
                 tracing::warn!(partner = %c.name, "Partner has no API key configured; it cannot send until one is set.");
             }
             for k in keys {
-                map.insert(k.to_ascii_lowercase(), Partner { name: c.name.clone(), sources: inb.sources.clone() });
+                map.insert(
+                    k.to_ascii_lowercase(),
+                    Partner {
+                        name: c.name.clone(),
+                        sources: inb.sources.clone(),
+                    },
+                );
             }
         }
         Self { by_digest: Arc::new(map) }
@@ -47,7 +53,9 @@ impl Partners {
     /// The partner presenting these headers, or 401.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Partner, ApiError> {
         let token = bearer(headers).ok_or_else(|| ApiError::unauthorized("send the partner API key as `Authorization: Bearer <key>`"))?;
-        self.by_digest.get(&sha256_hex(token)).ok_or_else(|| ApiError::unauthorized("unknown API key"))
+        self.by_digest
+            .get(&sha256_hex(token))
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))
     }
 }
 
@@ -65,7 +73,11 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// Compares two digests without an early exit.
 pub fn digest_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase()))
+            == 0
 }
 
 /// A new random API key (32 bytes from the operating system's CSPRNG, hex)

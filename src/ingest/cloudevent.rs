@@ -27,10 +27,14 @@ pub fn parse(value: Value) -> Result<Envelope, Vec<FieldError>> {
     let subject = text(&raw, "subject", &mut errors);
     let time = text(&raw, "time", &mut errors);
     if !time.is_empty() && chrono::DateTime::parse_from_rfc3339(&time).is_err() {
-        errors.push(err("/time", "time must be an RFC 3339 timestamp with an offset, e.g. 2026-11-29T08:00:00+08:00"));
+        errors.push(err(
+            "/time",
+            "time must be an RFC 3339 timestamp with an offset, e.g. 2026-11-29T08:00:00+08:00",
+        ));
     }
     let jurisdiction = text(&raw, "jurisdiction", &mut errors);
-    if !jurisdiction.is_empty() && !(jurisdiction.len() == 6 && jurisdiction.bytes().all(|b| b.is_ascii_digit())) {
+    let six_digits = jurisdiction.len() == 6 && jurisdiction.bytes().all(|b| b.is_ascii_digit());
+    if !jurisdiction.is_empty() && !six_digits {
         errors.push(err("/jurisdiction", "jurisdiction must be a 6-digit division code (GB/T 2260)"));
     }
     match raw.get("data") {
@@ -54,7 +58,15 @@ pub fn parse(value: Value) -> Result<Envelope, Vec<FieldError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Envelope { id, source, r#type: ty, subject, time, jurisdiction, raw })
+    Ok(Envelope {
+        id,
+        source,
+        r#type: ty,
+        subject,
+        time,
+        jurisdiction,
+        raw,
+    })
 }
 
 fn text(raw: &Map<String, Value>, key: &str, errors: &mut Vec<FieldError>) -> String {
@@ -71,7 +83,10 @@ fn text(raw: &Map<String, Value>, key: &str, errors: &mut Vec<FieldError>) -> St
 }
 
 fn err(path: &str, message: &str) -> FieldError {
-    FieldError { path: path.to_string(), message: message.to_string() }
+    FieldError {
+        path: path.to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// The canonical form the hub stores and sends: the event as received, with

@@ -89,7 +89,11 @@ async fn post_messages(State(app): State<AppState>, req: Request) -> Response {
     match ingest(&app, req).await {
         Ok(r) => r,
         Err(e) => {
-            let outcome = if e.status == StatusCode::TOO_MANY_REQUESTS { "backpressure" } else { "rejected" };
+            let outcome = if e.status == StatusCode::TOO_MANY_REQUESTS {
+                "backpressure"
+            } else {
+                "rejected"
+            };
             metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => outcome).increment(1);
             e.into_response()
         }
@@ -105,9 +109,17 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
     let partner = app.partners.authenticate(req.headers())?.clone();
     let cfg = &app.config.ingest;
     if app.backlog.get() >= i64::try_from(cfg.max_backlog).unwrap_or(i64::MAX) {
-        return Err(ApiError::backpressure(cfg.backlog_retry_after.0, "the hub's delivery backlog is full; nothing was accepted, send again later"));
+        return Err(ApiError::backpressure(
+            cfg.backlog_retry_after.0,
+            "the hub's delivery backlog is full; nothing was accepted, send again later",
+        ));
     }
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let media = ct.split(';').next().unwrap_or("").trim().to_string();
     let shape = match media.as_str() {
         "application/cloudevents+json" | "application/json" => Shape::Single,
@@ -122,7 +134,10 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
     };
     let body = read_body(req.into_body(), cfg.max_body.as_usize()).await?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
+        ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()),
+        )
     })?;
     match shape {
         Shape::Single => {
@@ -134,7 +149,11 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
                 return Err(ApiError::bad_request("not_a_batch", "a batch must be a JSON array of events"));
             };
             if events.len() > cfg.max_batch_events {
-                return Err(ApiError::too_large(format!("a batch may hold at most {} events; this one has {}", cfg.max_batch_events, events.len())));
+                return Err(ApiError::too_large(format!(
+                    "a batch may hold at most {} events; this one has {}",
+                    cfg.max_batch_events,
+                    events.len()
+                )));
             }
             let futures = events.into_iter().map(|ev| one(app, &partner, ev));
             let results = futures::future::join_all(futures)
@@ -142,8 +161,20 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
                 .into_iter()
                 .enumerate()
                 .map(|(index, r)| match r {
-                    Ok((status, a)) => BatchResult { index, status: status.as_u16(), receipt: Some(a.receipt), duplicate: a.duplicate, error: None },
-                    Err(e) => BatchResult { index, status: e.status.as_u16(), receipt: None, duplicate: false, error: Some(e.body()) },
+                    Ok((status, a)) => BatchResult {
+                        index,
+                        status: status.as_u16(),
+                        receipt: Some(a.receipt),
+                        duplicate: a.duplicate,
+                        error: None,
+                    },
+                    Err(e) => BatchResult {
+                        index,
+                        status: e.status.as_u16(),
+                        receipt: None,
+                        duplicate: false,
+                        error: Some(e.body()),
+                    },
                 })
                 .collect();
             Ok((StatusCode::OK, Json(BatchResponse { results })).into_response())
@@ -172,8 +203,11 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 /// Checks, routes and commits one event.
 async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<(StatusCode, Accepted), ApiError> {
     let env = cloudevent::parse(value).map_err(ApiError::validation)?;
-    if !partner.sources.iter().any(|s| *s == env.source) {
-        return Err(ApiError::forbidden("source_not_allowed", format!("partner {} may not send as source {:?}", partner.name, env.source)));
+    if !partner.sources.contains(&env.source) {
+        return Err(ApiError::forbidden(
+            "source_not_allowed",
+            format!("partner {} may not send as source {:?}", partner.name, env.source),
+        ));
     }
     let mut errors: Vec<FieldError> = Vec::new();
     if let Err(e) = app.catalogue.validate(&env.r#type, env.data(), "/data") {

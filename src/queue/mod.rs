@@ -86,7 +86,13 @@ pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationT
         tasks.spawn(ticker(storage.clone(), every, stop.clone()));
         let worker = WorkerBuilder::new("wastehub-maintenance").backend(storage).data(ctx).build(handle);
         tasks.spawn(async move {
-            if let Err(e) = worker.run_until(async move { stop.cancelled().await; Ok::<(), std::io::Error>(()) }).await {
+            if let Err(e) = worker
+                .run_until(async move {
+                    stop.cancelled().await;
+                    Ok::<(), std::io::Error>(())
+                })
+                .await
+            {
                 tracing::warn!(error = %e, "Maintenance worker stopped with an error.");
             }
         });
@@ -100,9 +106,18 @@ pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationT
         let cfg = Config::default().queue(MAINTENANCE_QUEUE);
         let storage: PostgresStorage<MaintenanceJob> = PostgresStorage::new(&pool).with_config(cfg);
         tasks.spawn(ticker(storage.clone(), every, stop.clone()));
-        let worker = WorkerBuilder::new(format!("wastehub-maintenance-{}", ulid::Ulid::generate())).backend(storage).data(ctx).build(handle);
+        let worker = WorkerBuilder::new(format!("wastehub-maintenance-{}", ulid::Ulid::generate()))
+            .backend(storage)
+            .data(ctx)
+            .build(handle);
         tasks.spawn(async move {
-            if let Err(e) = worker.run_until(async move { stop.cancelled().await; Ok::<(), std::io::Error>(()) }).await {
+            if let Err(e) = worker
+                .run_until(async move {
+                    stop.cancelled().await;
+                    Ok::<(), std::io::Error>(())
+                })
+                .await
+            {
                 tracing::warn!(error = %e, "Maintenance worker stopped with an error.");
             }
         });
@@ -122,7 +137,12 @@ where
             _ = interval.tick() => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = sink.push(MaintenanceJob { scheduled_at: now_millis() }).await {
+        if let Err(e) = sink
+            .push(MaintenanceJob {
+                scheduled_at: now_millis(),
+            })
+            .await
+        {
             tracing::warn!(error = %e, "Scheduling maintenance failed; will try at the next tick.");
         }
     }

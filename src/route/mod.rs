@@ -58,7 +58,10 @@ impl RouteTable {
                 routes: c
                     .routes
                     .iter()
-                    .map(|r| Route { types: r.types.clone(), when: r.when.iter().filter_map(Condition::compile).collect() })
+                    .map(|r| Route {
+                        types: r.types.clone(),
+                        when: r.when.iter().filter_map(Condition::compile).collect(),
+                    })
                     .collect(),
             })
             .collect();
@@ -116,7 +119,7 @@ impl Condition {
             (_, None) => false,
             (Op::Equals(x), Some(v)) => v == *x,
             (Op::Prefix(x), Some(v)) => v.starts_with(x.as_str()),
-            (Op::OneOf(xs), Some(v)) => xs.iter().any(|x| *x == v),
+            (Op::OneOf(xs), Some(v)) => xs.contains(&v),
         }
     }
 }
@@ -189,7 +192,9 @@ mod tests {
 
     #[test]
     fn routes_by_type_and_jurisdiction_prefix() {
-        let t = table(&format!("{BASE}[[routes]]\ntypes = [\"manifest-*\"]\n[[routes.when]]\nattribute = \"jurisdiction\"\nprefix = \"3502\"\n"));
+        let t = table(&format!(
+            "{BASE}[[routes]]\ntypes = [\"manifest-*\"]\n[[routes.when]]\nattribute = \"jurisdiction\"\nprefix = \"3502\"\n"
+        ));
         assert_eq!(t.route(&env("manifest-created", "350206", json!({})), "o"), vec!["d"]);
         assert!(t.route(&env("manifest-created", "350102", json!({})), "o").is_empty());
         assert!(t.route(&env("ledger-entry", "350206", json!({})), "o").is_empty());
@@ -197,11 +202,22 @@ mod tests {
 
     #[test]
     fn body_field_conditions_and_not_equals_on_missing() {
-        let t = table(&format!("{BASE}[[routes]]\ntypes = [\"*\"]\n[[routes.when]]\nfield = \"/transfer_type\"\nnot_equals = \"IN_CITY\"\n"));
-        assert_eq!(t.route(&env("manifest-created", "350206", json!({"transfer_type": "CROSS_PROVINCE"})), "o").len(), 1);
-        assert!(t.route(&env("manifest-created", "350206", json!({"transfer_type": "IN_CITY"})), "o").is_empty());
+        let t = table(&format!(
+            "{BASE}[[routes]]\ntypes = [\"*\"]\n[[routes.when]]\nfield = \"/transfer_type\"\nnot_equals = \"IN_CITY\"\n"
+        ));
+        assert_eq!(
+            t.route(&env("manifest-created", "350206", json!({"transfer_type": "CROSS_PROVINCE"})), "o")
+                .len(),
+            1
+        );
+        assert!(
+            t.route(&env("manifest-created", "350206", json!({"transfer_type": "IN_CITY"})), "o")
+                .is_empty()
+        );
         assert_eq!(t.route(&env("manifest-created", "350206", json!({})), "o").len(), 1);
-        let t = table(&format!("{BASE}[[routes]]\ntypes = [\"*\"]\n[[routes.when]]\nfield = \"/version\"\none_of = [\"1\", \"2\"]\n"));
+        let t = table(&format!(
+            "{BASE}[[routes]]\ntypes = [\"*\"]\n[[routes.when]]\nfield = \"/version\"\none_of = [\"1\", \"2\"]\n"
+        ));
         assert_eq!(t.route(&env("x", "350206", json!({"version": 2})), "o").len(), 1);
         assert!(t.route(&env("x", "350206", json!({"version": 3})), "o").is_empty());
     }

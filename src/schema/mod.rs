@@ -55,7 +55,9 @@ pub struct Catalogue {
 
 impl std::fmt::Debug for Catalogue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalogue").field("types", &self.validators.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Catalogue")
+            .field("types", &self.validators.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -63,7 +65,10 @@ impl Catalogue {
     /// Loads and compiles every `<dir>/<type>/v1.json`.
     pub fn load(dir: &Path) -> Result<Self, SchemaError> {
         let mut docs: Vec<(String, PathBuf, Value)> = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(|source| SchemaError::Io { path: dir.to_path_buf(), source })?;
+        let entries = std::fs::read_dir(dir).map_err(|source| SchemaError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut folders: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
         folders.sort();
         for folder in folders {
@@ -72,16 +77,32 @@ impl Catalogue {
             if !path.exists() {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Io { path: path.clone(), source })?;
-            let value: Value = serde_json::from_str(&text).map_err(|source| SchemaError::Json { line: source.line(), path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let value: Value = serde_json::from_str(&text).map_err(|source| SchemaError::Json {
+                line: source.line(),
+                path: path.clone(),
+                source,
+            })?;
             docs.push((name, path, value));
         }
         let mut builder = jsonschema::Registry::new();
         for (_, path, doc) in &docs {
-            let id = doc.get("$id").and_then(Value::as_str).ok_or_else(|| SchemaError::Invalid { path: path.clone(), message: "has no \"$id\"".into() })?;
-            builder = builder.add(id, doc.clone()).map_err(|e| SchemaError::Invalid { path: path.clone(), message: e.to_string() })?;
+            let id = doc.get("$id").and_then(Value::as_str).ok_or_else(|| SchemaError::Invalid {
+                path: path.clone(),
+                message: "has no \"$id\"".into(),
+            })?;
+            builder = builder.add(id, doc.clone()).map_err(|e| SchemaError::Invalid {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         }
-        let registry = builder.prepare().map_err(|e| SchemaError::Invalid { path: dir.to_path_buf(), message: e.to_string() })?;
+        let registry = builder.prepare().map_err(|e| SchemaError::Invalid {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let mut validators = BTreeMap::new();
         for (name, path, doc) in &docs {
             if SHARED_FOLDERS.contains(&name.as_str()) {
@@ -92,7 +113,10 @@ impl Catalogue {
                 .should_validate_formats(true)
                 .with_registry(&registry)
                 .build(doc)
-                .map_err(|e| SchemaError::Invalid { path: path.clone(), message: e.to_string() })?;
+                .map_err(|e| SchemaError::Invalid {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
             validators.insert(name.clone(), validator);
         }
         Ok(Self { validators })
@@ -112,11 +136,17 @@ impl Catalogue {
     /// ingest) so they point into the whole submitted event.
     pub fn validate(&self, message_type: &str, data: &Value, prefix: &str) -> Result<(), Vec<FieldError>> {
         let Some(v) = self.validators.get(message_type) else {
-            return Err(vec![FieldError { path: "/type".into(), message: format!("unknown message type {message_type:?}") }]);
+            return Err(vec![FieldError {
+                path: "/type".into(),
+                message: format!("unknown message type {message_type:?}"),
+            }]);
         };
         let errors: Vec<FieldError> = v
             .iter_errors(data)
-            .map(|e| FieldError { path: format!("{prefix}{}", e.instance_path()), message: e.to_string() })
+            .map(|e| FieldError {
+                path: format!("{prefix}{}", e.instance_path()),
+                message: e.to_string(),
+            })
             .collect();
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
@@ -159,7 +189,10 @@ mod tests {
                     } else {
                         let want = v["expected_error_path"].as_str().expect("expected_error_path");
                         let errs = c.validate(&t, &v["data"], "").expect_err(&name);
-                        assert!(errs.iter().any(|e| e.path == want), "{name}: wanted an error at {want:?}, got {errs:?}");
+                        assert!(
+                            errs.iter().any(|e| e.path == want),
+                            "{name}: wanted an error at {want:?}, got {errs:?}"
+                        );
                     }
                     checked += 1;
                 }

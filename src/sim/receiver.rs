@@ -66,7 +66,13 @@ impl Receiver {
     pub fn start(listener: TcpListener, behaviour: Behaviour, stop: CancellationToken) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let record = Arc::new(Mutex::new(Record::default()));
-        let app = Router::new().route("/", post(accept)).route("/{*path}", post(accept)).with_state(St { record: record.clone(), behaviour });
+        let app = Router::new()
+            .route("/", post(accept))
+            .route("/{*path}", post(accept))
+            .with_state(St {
+                record: record.clone(),
+                behaviour,
+            });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
         });
@@ -90,6 +96,11 @@ async fn accept(State(st): State<St>, headers: HeaderMap, body: Bytes) -> (Statu
     let event = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
     let subject = event.get("subject").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     let seq = event.get("benchseq").and_then(serde_json::Value::as_u64);
-    rec.accepted.push(Seen { message_id: id, subject, seq, at: Instant::now() });
+    rec.accepted.push(Seen {
+        message_id: id,
+        subject,
+        seq,
+        at: Instant::now(),
+    });
     (StatusCode::OK, r#"{"code":"0000"}"#)
 }

@@ -104,7 +104,14 @@ impl Store {
              RETURNING id, message_id, subject, attempts"
         );
         let rows: Vec<(String, String, String, i64)> = on_write!(self, |p| {
-            sqlx::query_as(super::dynamic(&sql)).bind(node).bind(lease_until).bind(now).bind(destination).bind(limit as i64).fetch_all(p).await
+            sqlx::query_as(super::dynamic(&sql))
+                .bind(node)
+                .bind(lease_until)
+                .bind(now)
+                .bind(destination)
+                .bind(limit as i64)
+                .fetch_all(p)
+                .await
         })?;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -129,7 +136,10 @@ impl Store {
         let ids: Vec<&str> = ids.collect();
         let mut out = std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let sql = format!("SELECT id, event FROM messages WHERE id IN ({})", super::placeholders(1, chunk.len()));
+            let sql = format!(
+                "SELECT id, event FROM messages WHERE id IN ({})",
+                super::placeholders(1, chunk.len())
+            );
             let rows: Vec<(String, String)> = on_read!(self, |p| {
                 let mut q = sqlx::query_as(super::dynamic(&sql));
                 for id in chunk {
@@ -286,7 +296,10 @@ impl Store {
             if n > 0 {
                 return Ok(Some(true));
             }
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM deliveries WHERE id = $1").bind(id.as_str()).fetch_optional(p).await?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM deliveries WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(p)
+                .await?;
             Ok(exists.map(|_| false))
         })
     }
@@ -339,7 +352,9 @@ impl Store {
     /// Unfinished deliveries per destination.
     pub async fn backlog(&self) -> Result<Vec<(String, i64)>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as("SELECT destination, COUNT(*) FROM deliveries WHERE active = 1 GROUP BY destination").fetch_all(p).await
+            sqlx::query_as("SELECT destination, COUNT(*) FROM deliveries WHERE active = 1 GROUP BY destination")
+                .fetch_all(p)
+                .await
         })?)
     }
 

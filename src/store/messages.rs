@@ -105,7 +105,11 @@ impl Store {
             SELECT $1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM deliveries e \
                 WHERE e.destination = $3 AND e.subject = $4 AND e.active = 1 AND e.status IN ('retrying', 'held')) \
                 THEN 'held' ELSE 'pending' END, 1, 0, $5, $5, $5";
-        let keys = lane_keys(batch.iter().flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str()))));
+        let keys = lane_keys(
+            batch
+                .iter()
+                .flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str()))),
+        );
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
             tx.lock_lanes(&keys).await?;
@@ -140,9 +144,16 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                    deliveries.push(ReceiptDelivery { id, destination: dest.clone() });
+                    deliveries.push(ReceiptDelivery {
+                        id,
+                        destination: dest.clone(),
+                    });
                 }
-                out.push(Some(Receipt { id: m.id.clone(), received_at: millis_to_rfc3339(now), deliveries }));
+                out.push(Some(Receipt {
+                    id: m.id.clone(),
+                    received_at: millis_to_rfc3339(now),
+                    deliveries,
+                }));
             }
             tx.commit().await?;
             Ok(out)
@@ -154,7 +165,10 @@ impl Store {
         for (m, o) in batch.iter().zip(outcomes) {
             out.push(match o {
                 Some(r) => Ok(InsertOutcome::Accepted(r)),
-                None => self.receipt_for_source(&m.source, &m.source_event_id).await.map(InsertOutcome::Duplicate),
+                None => self
+                    .receipt_for_source(&m.source, &m.source_event_id)
+                    .await
+                    .map(InsertOutcome::Duplicate),
             });
         }
         out
@@ -183,7 +197,11 @@ impl Store {
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            Ok(Receipt { id: MessageId::from_stored(id), received_at: millis_to_rfc3339(received_at), deliveries })
+            Ok(Receipt {
+                id: MessageId::from_stored(id),
+                received_at: millis_to_rfc3339(received_at),
+                deliveries,
+            })
         })
     }
 

@@ -22,9 +22,9 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::config::{DatabaseConfig, SqliteSynchronous};
 
+pub use attempts::AttemptView;
 pub use deliveries::{Claimed, Completion, CompletionOutcome, ReplayFilter};
 pub use messages::{InsertOutcome, NewMessage, Receipt, ReceiptDelivery};
-pub use attempts::AttemptView;
 pub use trace::{DeliveryView, MessageFilter, MessagePage, MessageSummary, MessageView};
 
 /// Store failures. Constraint problems are answered by the callers; anything
@@ -59,7 +59,11 @@ pub enum Backend {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
-    Sqlite { write: SqlitePool, read: SqlitePool, jobs: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+        jobs: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -119,7 +123,12 @@ impl Store {
             let jobs_file = format!("{}-jobs", opts.get_filename().display());
             let jobs = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(SqliteConnectOptions::new().filename(jobs_file).create_if_missing(true).busy_timeout(Duration::from_secs(30)))
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(jobs_file)
+                        .create_if_missing(true)
+                        .busy_timeout(Duration::from_secs(30)),
+                )
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(cfg.max_connections.max(1))

@@ -219,11 +219,18 @@ impl Store {
             Some("unrouted") => sql.push_str(" AND m.routed = 0"),
             Some(s) => {
                 texts.push(s.to_string());
-                sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = ${})", texts.len()));
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = ${})",
+                    texts.len()
+                ));
             }
             None => {}
         }
-        for (cond, v) in [(" AND m.received_at >= ", f.since), (" AND m.received_at < ", f.until), (" AND m.seq < ", f.cursor)] {
+        for (cond, v) in [
+            (" AND m.received_at >= ", f.since),
+            (" AND m.received_at < ", f.until),
+            (" AND m.seq < ", f.cursor),
+        ] {
             if let Some(v) = v {
                 ints.push(v);
                 sql.push_str(&format!("{cond}${}", texts.len() + ints.len()));
@@ -250,7 +257,10 @@ impl Store {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut states: std::collections::HashMap<String, Vec<DeliveryState>> = std::collections::HashMap::new();
         for d in self.deliveries_of(&ids).await? {
-            states.entry(d.message_id).or_default().push(DeliveryState { destination: d.destination, status: d.status });
+            states.entry(d.message_id).or_default().push(DeliveryState {
+                destination: d.destination,
+                status: d.status,
+            });
         }
         let items = rows
             .into_iter()

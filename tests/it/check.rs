@@ -6,24 +6,43 @@ use crate::support::repo;
 
 #[test]
 fn check_passes_on_the_shipped_config() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wastehub")).args(["check", "--config"]).arg(repo()).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_wastehub"))
+        .args(["check", "--config"])
+        .arg(repo())
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("provincial") && text.contains("national") && text.contains("manifest-created"), "{text}");
+    assert!(
+        text.contains("provincial") && text.contains("national") && text.contains("manifest-created"),
+        "{text}"
+    );
 }
 
 #[test]
 fn check_names_file_and_line_of_each_problem() {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::create_dir_all(dir.path().join("connectors")).expect("mkdir");
-    std::fs::write(dir.path().join("wastehub.toml"), format!("[catalogue]\nschemas = \"{}\"\n", repo().join("schemas/canonical").display())).expect("write");
+    std::fs::write(
+        dir.path().join("wastehub.toml"),
+        format!("[catalogue]\nschemas = \"{}\"\n", repo().join("schemas/canonical").display()),
+    )
+    .expect("write");
     std::fs::write(
         dir.path().join("connectors/bad.toml"),
         "name = \"bad\"\nkind = \"http_json\"\n[outbound]\nurl = \"ftp://x\"\ntimeout = \"10 parsecs\"\n",
     )
     .expect("write");
-    std::fs::write(dir.path().join("connectors/worse.toml"), "name = \"worse\"\nkind = \"carrier_pigeon\"\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_wastehub")).args(["check", "--config"]).arg(dir.path()).output().expect("run");
+    std::fs::write(
+        dir.path().join("connectors/worse.toml"),
+        "name = \"worse\"\nkind = \"carrier_pigeon\"\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_wastehub"))
+        .args(["check", "--config"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("bad.toml:5:") && err.contains("10 parsecs"), "{err}");

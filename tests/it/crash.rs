@@ -10,7 +10,10 @@ use crate::support::samples::manifest;
 use crate::support::{FakePartner, HubSpec, Reply, eventually, fresh_database, write_config_dir};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
@@ -26,7 +29,15 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) -> bool {
-    eventually(Duration::from_secs(30), || async { client.get(format!("{base}/readyz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) }).await
+    eventually(Duration::from_secs(30), || async {
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -36,7 +47,12 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
     let database = fresh_database(dir.path()).await;
     let (key, key_sha) = wastehub::ingest::auth::generate_key();
     let (_, op_sha) = wastehub::ingest::auth::generate_key();
-    let spec = HubSpec::new().destination("prov", &partner.url, "\"manifest-*\"", "concurrency = 8\nretry_schedule = \"0s 200ms 500ms 1s 1s 1s 1s 1s\"");
+    let spec = HubSpec::new().destination(
+        "prov",
+        &partner.url,
+        "\"manifest-*\"",
+        "concurrency = 8\nretry_schedule = \"0s 200ms 500ms 1s 1s 1s 1s 1s\"",
+    );
     write_config_dir(dir.path(), &database, &key_sha, &op_sha, &spec);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -61,7 +77,10 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
                 match r {
                     Ok(r) if r.status() == 202 => {
                         let v: serde_json::Value = r.json().await.unwrap_or_default();
-                        accepted.lock().expect("lock").push(v["id"].as_str().unwrap_or_default().to_string());
+                        accepted
+                            .lock()
+                            .expect("lock")
+                            .push(v["id"].as_str().unwrap_or_default().to_string());
                     }
                     Ok(_) => {}
                     Err(_) => return, // the hub is gone
@@ -70,7 +89,12 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
         }));
     }
     // Let load build up and deliveries run, then kill without warning.
-    assert!(eventually(Duration::from_secs(20), || async { accepted.lock().expect("lock").len() >= 300 && partner.accepted().len() >= 50 }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            accepted.lock().expect("lock").len() >= 300 && partner.accepted().len() >= 50
+        })
+        .await
+    );
     child.kill().expect("kill -9");
     let _ = child.wait();
     for s in senders {
@@ -78,7 +102,11 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
     }
     let accepted: HashSet<String> = accepted.lock().expect("lock").iter().cloned().collect();
     let delivered_before = partner.accepted().len();
-    assert!(accepted.len() > delivered_before, "the crash left work undelivered ({} accepted, {delivered_before} delivered)", accepted.len());
+    assert!(
+        accepted.len() > delivered_before,
+        "the crash left work undelivered ({} accepted, {delivered_before} delivered)",
+        accepted.len()
+    );
 
     let mut child = start(dir.path(), port);
     assert!(wait_ready(&client, &base).await, "hub restarted");
@@ -91,7 +119,11 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
     let _ = child.wait();
     let got: HashSet<String> = partner.accepted().into_iter().map(|r| r.ce_id).collect();
     let missing: Vec<&String> = accepted.difference(&got).take(5).collect();
-    assert!(all_arrived, "{} accepted messages never arrived, e.g. {missing:?}", accepted.difference(&got).count());
+    assert!(
+        all_arrived,
+        "{} accepted messages never arrived, e.g. {missing:?}",
+        accepted.difference(&got).count()
+    );
     // Per subject, the first arrival of each message follows acceptance order
     // is not checkable here (acceptance order across 8 senders is the hub's);
     // the ordering tests cover it. Duplicates are allowed (at-least-once).

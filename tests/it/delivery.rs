@@ -39,10 +39,23 @@ async fn retries_503_then_succeeds_with_the_same_id() {
     assert_eq!(reqs.len(), 3);
     assert!(reqs.iter().all(|r| r.ce_id == id && r.idempotency_key == id));
     // Schedule 0s 200ms 400ms, no jitter: the gaps follow it.
-    assert!(reqs[1].at - reqs[0].at >= Duration::from_millis(190), "{:?}", reqs[1].at - reqs[0].at);
-    assert!(reqs[2].at - reqs[1].at >= Duration::from_millis(390), "{:?}", reqs[2].at - reqs[1].at);
+    assert!(
+        reqs[1].at - reqs[0].at >= Duration::from_millis(190),
+        "{:?}",
+        reqs[1].at - reqs[0].at
+    );
+    assert!(
+        reqs[2].at - reqs[1].at >= Duration::from_millis(390),
+        "{:?}",
+        reqs[2].at - reqs[1].at
+    );
     let t = app.trace(&id).await;
-    let outcomes: Vec<&str> = t["deliveries"][0]["attempts"].as_array().expect("attempts").iter().filter_map(|a| a["outcome"].as_str()).collect();
+    let outcomes: Vec<&str> = t["deliveries"][0]["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter_map(|a| a["outcome"].as_str())
+        .collect();
     assert_eq!(outcomes, vec!["retrying", "retrying", "delivered"]);
 }
 
@@ -50,9 +63,12 @@ async fn retries_503_then_succeeds_with_the_same_id() {
 async fn permanent_4xx_goes_dead_at_once_and_exhausted_retries_go_dead() {
     let bad = FakePartner::scripted(|_, _| Reply::status(400).body("{\"error\":\"no\"}")).await;
     let down = FakePartner::scripted(|_, _| Reply::status(500)).await;
-    let app = TestApp::spawn(
-        HubSpec::new().destination("bad", &bad.url, "\"manifest-*\"", "").destination("down", &down.url, "\"manifest-*\"", ""),
-    )
+    let app = TestApp::spawn(HubSpec::new().destination("bad", &bad.url, "\"manifest-*\"", "").destination(
+        "down",
+        &down.url,
+        "\"manifest-*\"",
+        "",
+    ))
     .await;
     let id = app.accept(&manifest(1, "e1")).await;
     assert!(app.wait_status(&id, "bad", "dead", WAIT).await);
@@ -60,27 +76,47 @@ async fn permanent_4xx_goes_dead_at_once_and_exhausted_retries_go_dead() {
     assert_eq!(bad.requests().len(), 1, "a 400 is not retried");
     assert_eq!(down.requests().len(), 3, "the whole schedule (3 steps) is used");
     let t = app.trace(&id).await;
-    let bad_d = t["deliveries"].as_array().expect("d").iter().find(|d| d["destination"] == "bad").cloned().unwrap_or_default();
+    let bad_d = t["deliveries"]
+        .as_array()
+        .expect("d")
+        .iter()
+        .find(|d| d["destination"] == "bad")
+        .cloned()
+        .unwrap_or_default();
     assert!(bad_d["last_error"].as_str().unwrap_or("").contains("400"), "{bad_d}");
     assert!(bad_d["attempts"][0]["response_excerpt"].as_str().unwrap_or("").contains("no"));
 }
 
 #[tokio::test]
 async fn honours_retry_after() {
-    let p = FakePartner::scripted(|_, i| if i == 0 { Reply::status(429).retry_after("2") } else { Reply::status(200) }).await;
+    let p = FakePartner::scripted(|_, i| {
+        if i == 0 {
+            Reply::status(429).retry_after("2")
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
     let app = TestApp::spawn(HubSpec::new().destination("prov", &p.url, "\"manifest-*\"", "")).await;
     let id = app.accept(&manifest(1, "e1")).await;
     assert!(app.wait_status(&id, "prov", "delivered", WAIT).await);
     let reqs = p.requests();
     assert_eq!(reqs.len(), 2);
     let gap = reqs[1].at - reqs[0].at;
-    assert!(gap >= Duration::from_millis(1900), "Retry-After: 2 was not honoured (gap {gap:?}; schedule alone says 200ms)");
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "Retry-After: 2 was not honoured (gap {gap:?}; schedule alone says 200ms)"
+    );
 }
 
 #[tokio::test]
 async fn wrong_ack_code_is_permanent_and_listed_codes_retry() {
     let p = FakePartner::scripted(|req, _| {
-        if req.body["sourceid"] == "refused" { Reply::status(200).body("{\"code\":\"E100\"}") } else { Reply::status(200).body("{\"code\":\"0000\",\"receipt_id\":\"NR-1\"}") }
+        if req.body["sourceid"] == "refused" {
+            Reply::status(200).body("{\"code\":\"E100\"}")
+        } else {
+            Reply::status(200).body("{\"code\":\"0000\",\"receipt_id\":\"NR-1\"}")
+        }
     })
     .await;
     let ack = "[outbound.ack]\nbody_field = \"/code\"\nack_codes = [\"0000\"]\nreceipt_field = \"/receipt_id\"\n";
@@ -97,7 +133,13 @@ async fn wrong_ack_code_is_permanent_and_listed_codes_retry() {
 #[tokio::test]
 async fn rate_limit_paces_deliveries_within_tolerance() {
     let p = FakePartner::start().await;
-    let app = TestApp::spawn(HubSpec::new().destination("slow", &p.url, "\"manifest-*\"", "rate_limit = { per_second = 20, burst = 1 }\nconcurrency = 8")).await;
+    let app = TestApp::spawn(HubSpec::new().destination(
+        "slow",
+        &p.url,
+        "\"manifest-*\"",
+        "rate_limit = { per_second = 20, burst = 1 }\nconcurrency = 8",
+    ))
+    .await;
     let mut ids = Vec::new();
     for n in 0..41 {
         ids.push(app.accept(&manifest(n, &format!("r{n}"))).await);
@@ -136,6 +178,8 @@ async fn replay_revives_dead_deliveries_one_or_by_filter() {
     let (s, v) = app.op_post("/api/v1/deliveries/replay", &json!({"destination": "prov"})).await;
     assert_eq!((s, v["replayed"].as_u64()), (200, Some(1)));
     assert!(app.wait_status(&b, "prov", "delivered", WAIT).await);
-    let (s, _) = app.op_post("/api/v1/deliveries/dlv_01JDZ8Q4K6T5VQ4Z9M3R2X7N1C/replay", &Value::Null).await;
+    let (s, _) = app
+        .op_post("/api/v1/deliveries/dlv_01JDZ8Q4K6T5VQ4Z9M3R2X7N1C/replay", &Value::Null)
+        .await;
     assert_eq!(s, 404);
 }

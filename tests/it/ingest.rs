@@ -7,12 +7,21 @@ use crate::support::{FakePartner, HubSpec, TestApp};
 
 async fn hub() -> (TestApp, FakePartner) {
     let p = FakePartner::start().await;
-    let app = TestApp::spawn(HubSpec::new().destination("prov", &p.url, "\"manifest-*\"", "").config("[ingest]\nmax_body = \"64KiB\"\nmax_batch_events = 3")).await;
+    let app = TestApp::spawn(
+        HubSpec::new()
+            .destination("prov", &p.url, "\"manifest-*\"", "")
+            .config("[ingest]\nmax_body = \"64KiB\"\nmax_batch_events = 3"),
+    )
+    .await;
     (app, p)
 }
 
 async fn post_raw(app: &TestApp, key: Option<&str>, ct: &str, body: String) -> (u16, Value) {
-    let mut r = app.client.post(format!("{}/api/v1/messages", app.base)).header("content-type", ct).body(body);
+    let mut r = app
+        .client
+        .post(format!("{}/api/v1/messages", app.base))
+        .header("content-type", ct)
+        .body(body);
     if let Some(k) = key {
         r = r.bearer_auth(k);
     }
@@ -43,7 +52,11 @@ async fn rejects_oversized_bodies_and_batches_with_413() {
     assert_eq!(s, 413);
     let (list_status, list) = app.op_get("/api/v1/messages").await;
     assert_eq!(list_status, 200);
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "nothing accepted from refused requests");
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing accepted from refused requests"
+    );
 }
 
 #[tokio::test]
@@ -67,16 +80,29 @@ async fn lists_every_validation_error_with_its_json_pointer() {
     let r = app.post(&ev).await;
     assert_eq!(r.status(), 422);
     let b: Value = r.json().await.expect("json");
-    let paths: Vec<&str> = b["errors"].as_array().expect("errors").iter().filter_map(|e| e["path"].as_str()).collect();
+    let paths: Vec<&str> = b["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
     assert!(paths.contains(&"/subject"), "{paths:?}");
     assert!(paths.contains(&"/jurisdiction"), "{paths:?}");
     // Envelope errors are reported first; fix them to see body errors.
     ev["subject"] = json!("manifest:1");
     ev["jurisdiction"] = json!("350206");
     let b: Value = app.post(&ev).await.json().await.expect("json");
-    let paths: Vec<&str> = b["errors"].as_array().expect("errors").iter().filter_map(|e| e["path"].as_str()).collect();
+    let paths: Vec<&str> = b["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
     assert!(paths.contains(&"/data/lines/0/waste_code"), "{paths:?}");
-    assert!(paths.contains(&"/data"), "missing emergency_measures is reported on /data: {paths:?}");
+    assert!(
+        paths.contains(&"/data"),
+        "missing emergency_measures is reported on /data: {paths:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,9 +8,22 @@ use crate::support::{FakePartner, HubSpec, Reply, TestApp, eventually};
 #[tokio::test]
 async fn a_failing_subject_holds_only_itself_and_order_is_kept() {
     // Manifest 1 fails until the script changes; manifest 2 always succeeds.
-    let p = FakePartner::scripted(|req, _| if req.subject().ends_with("000001") { Reply::status(503) } else { Reply::status(200) }).await;
-        // A long schedule keeps the failing head in `retrying`, once a second.
-    let app = TestApp::spawn(HubSpec::new().destination("prov", &p.url, "\"manifest-*\"", "retry_schedule = \"0s 300ms 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s\"")).await;
+    let p = FakePartner::scripted(|req, _| {
+        if req.subject().ends_with("000001") {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    // A long schedule keeps the failing head in `retrying`, once a second.
+    let app = TestApp::spawn(HubSpec::new().destination(
+        "prov",
+        &p.url,
+        "\"manifest-*\"",
+        "retry_schedule = \"0s 300ms 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s\"",
+    ))
+    .await;
     let mut stuck = Vec::new();
     let mut flowing = Vec::new();
     for i in 0..4 {
@@ -18,7 +31,10 @@ async fn a_failing_subject_holds_only_itself_and_order_is_kept() {
         flowing.push(app.accept(&manifest(2, &format!("f{i}"))).await);
     }
     for id in &flowing {
-        assert!(app.wait_status(id, "prov", "delivered", Duration::from_secs(10)).await, "other subjects flow");
+        assert!(
+            app.wait_status(id, "prov", "delivered", Duration::from_secs(10)).await,
+            "other subjects flow"
+        );
     }
     assert!(app.wait_status(&stuck[0], "prov", "retrying", Duration::from_secs(5)).await);
     for id in &stuck[1..] {
@@ -32,7 +48,12 @@ async fn a_failing_subject_holds_only_itself_and_order_is_kept() {
     for id in &stuck {
         assert!(app.wait_status(id, "prov", "delivered", Duration::from_secs(10)).await);
     }
-    let order: Vec<String> = p.accepted().iter().filter(|r| r.subject().ends_with("000001")).map(|r| r.ce_id.clone()).collect();
+    let order: Vec<String> = p
+        .accepted()
+        .iter()
+        .filter(|r| r.subject().ends_with("000001"))
+        .map(|r| r.ce_id.clone())
+        .collect();
     assert_eq!(order, stuck, "subject order equals acceptance order");
 }
 
@@ -54,7 +75,12 @@ async fn many_subjects_keep_their_order_under_concurrency() {
     .await;
     assert!(ok, "all 100 delivered");
     for (subject, ids) in expected {
-        let mut seen: Vec<String> = p.accepted().iter().filter(|r| r.subject() == subject).map(|r| r.ce_id.clone()).collect();
+        let mut seen: Vec<String> = p
+            .accepted()
+            .iter()
+            .filter(|r| r.subject() == subject)
+            .map(|r| r.ce_id.clone())
+            .collect();
         seen.dedup();
         assert_eq!(seen, ids, "order for {subject}");
     }

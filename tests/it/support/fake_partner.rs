@@ -50,7 +50,12 @@ pub struct Reply {
 impl Reply {
     /// A plain answer.
     pub fn status(status: u16) -> Self {
-        Self { status, body: "{\"code\":\"0000\"}".into(), retry_after: None, delay: Duration::ZERO }
+        Self {
+            status,
+            body: "{\"code\":\"0000\"}".into(),
+            retry_after: None,
+            delay: Duration::ZERO,
+        }
     }
     /// With a body.
     pub fn body(mut self, b: &str) -> Self {
@@ -98,7 +103,10 @@ impl FakePartner {
         let url = format!("http://{}/in", listener.local_addr().expect("addr"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Mutex<Script>> = Arc::new(Mutex::new(Arc::new(script)));
-        let app = Router::new().route("/in", any(handle)).with_state(St { log: log.clone(), script: script.clone() });
+        let app = Router::new().route("/in", any(handle)).with_state(St {
+            log: log.clone(),
+            script: script.clone(),
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -44,8 +44,13 @@ pub async fn fresh_database(dir: &Path) -> String {
 pub async fn create_pg_database(base: &str) -> String {
     use sqlx::Connection;
     let name = format!("wh_test_{}", ulid::Ulid::generate().to_string().to_lowercase());
-    let mut conn = sqlx::PgConnection::connect(base).await.expect("PostgreSQL reachable at WASTEHUB_TEST_POSTGRES");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("PostgreSQL reachable at WASTEHUB_TEST_POSTGRES");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let (head, _) = base.rsplit_once('/').expect("url has a database part");
     format!("{head}/{name}")
 }
@@ -64,13 +69,21 @@ impl HubSpec {
     /// A hub whose test partner `cell` (source `urn:test:cell`) may send.
     pub fn new() -> Self {
         let cell = "name = \"cell\"\nkind = \"http_json\"\n[inbound]\nsources = [\"urn:test:cell\"]\napi_key_sha256 = [\"{KEY_SHA256}\"]\n";
-        Self { config: String::new(), connectors: vec![("cell".into(), cell.into())], database: None }
+        Self {
+            config: String::new(),
+            connectors: vec![("cell".into(), cell.into())],
+            database: None,
+        }
     }
 
     /// Adds an outbound connector to `url` receiving `types`, with extra
     /// `[outbound]` lines.
     pub fn destination(mut self, name: &str, url: &str, types: &str, outbound_extra: &str) -> Self {
-        let schedule = if outbound_extra.contains("retry_schedule") { "" } else { "retry_schedule = \"0s 200ms 400ms\"\n" };
+        let schedule = if outbound_extra.contains("retry_schedule") {
+            ""
+        } else {
+            "retry_schedule = \"0s 200ms 400ms\"\n"
+        };
         let text = format!(
             "name = \"{name}\"\nkind = \"http_json\"\n[outbound]\nurl = \"{url}\"\ntimeout = \"2s\"\n{schedule}jitter = 0.0\n{outbound_extra}\n[[routes]]\ntypes = [{types}]\n"
         );
@@ -123,11 +136,28 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let key_sha = wastehub::ingest::auth::sha256_hex(&self.key);
         let op_sha = wastehub::ingest::auth::sha256_hex(&self.operator);
-        Self::start_in(dir, self.database.clone(), self.key.clone(), key_sha, self.operator.clone(), op_sha, spec).await
+        Self::start_in(
+            dir,
+            self.database.clone(),
+            self.key.clone(),
+            key_sha,
+            self.operator.clone(),
+            op_sha,
+            spec,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn start_in(dir: tempfile::TempDir, database: String, key: String, key_sha: String, operator: String, op_sha: String, spec: &HubSpec) -> Self {
+    async fn start_in(
+        dir: tempfile::TempDir,
+        database: String,
+        key: String,
+        key_sha: String,
+        operator: String,
+        op_sha: String,
+        spec: &HubSpec,
+    ) -> Self {
         write_config_dir(dir.path(), &database, &key_sha, &op_sha, spec);
         let loaded = wastehub::config::load_with(dir.path(), &Default::default()).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -135,7 +165,16 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(wastehub::run(loaded, listener, shutdown.clone()));
         let client = reqwest::Client::new();
-        let mut app = Self { base, client, key, operator, database, _dir: dir, shutdown, handle: Some(handle) };
+        let mut app = Self {
+            base,
+            client,
+            key,
+            operator,
+            database,
+            _dir: dir,
+            shutdown,
+            handle: Some(handle),
+        };
         app.wait_ready().await;
         app
     }
@@ -143,7 +182,14 @@ impl TestApp {
     async fn wait_ready(&mut self) {
         let ok = eventually(Duration::from_secs(20), || async {
             let finished = self.handle.as_ref().is_some_and(|h| h.is_finished());
-            finished || self.client.get(format!("{}/readyz", self.base)).send().await.map(|r| r.status().is_success()).unwrap_or(false)
+            finished
+                || self
+                    .client
+                    .get(format!("{}/readyz", self.base))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
         })
         .await;
         if self.handle.as_ref().is_some_and(|h| h.is_finished()) {
@@ -176,14 +222,27 @@ impl TestApp {
 
     /// GET with the operator token; returns (status, JSON body).
     pub async fn op_get(&self, path: &str) -> (u16, Value) {
-        let r = self.client.get(format!("{}{}", self.base, path)).bearer_auth(&self.operator).send().await.expect("request");
+        let r = self
+            .client
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(&self.operator)
+            .send()
+            .await
+            .expect("request");
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
     /// POST JSON with the operator token.
     pub async fn op_post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self.client.post(format!("{}{}", self.base, path)).bearer_auth(&self.operator).json(body).send().await.expect("request");
+        let r = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(&self.operator)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -198,7 +257,13 @@ impl TestApp {
     /// The status of `id`'s delivery to `destination`.
     pub async fn delivery_status(&self, id: &str, destination: &str) -> String {
         let t = self.trace(id).await;
-        t["deliveries"].as_array().into_iter().flatten().find(|d| d["destination"] == destination).map(|d| d["status"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+        t["deliveries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["destination"] == destination)
+            .map(|d| d["status"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
     }
 
     /// Waits until `id`'s delivery to `destination` has `status`.
@@ -234,7 +299,11 @@ pub fn write_config_dir(dir: &Path, database: &str, key_sha: &str, op_sha: &str,
     std::fs::write(dir.join("wastehub.toml"), merge_sections(&config)).expect("write config");
     std::fs::create_dir_all(dir.join("connectors")).expect("mkdir");
     for (name, text) in &spec.connectors {
-        std::fs::write(dir.join("connectors").join(format!("{name}.toml")), text.replace("{KEY_SHA256}", key_sha)).expect("write connector");
+        std::fs::write(
+            dir.join("connectors").join(format!("{name}.toml")),
+            text.replace("{KEY_SHA256}", key_sha),
+        )
+        .expect("write connector");
     }
 }
 
