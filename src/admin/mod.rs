@@ -1,7 +1,8 @@
-//! The operations API: trace, list, replay, health, readiness, metrics and
-//! the OpenAPI document. Everything but the health probes needs the operator
+//! The operations API: trace, list, replay, per-destination counts,
+//! health, readiness and metrics. Everything but the health probes needs the operator
 //! token (separate from partner keys).
 
+pub mod destinations;
 pub mod health;
 pub mod messages;
 pub mod openapi;
@@ -19,6 +20,7 @@ use crate::ingest::auth::{bearer, digest_eq, sha256_hex};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(messages::router())
+        .merge(destinations::router())
         .merge(replay::router())
         .merge(health::router())
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Seen {
     /// `ce-id` (hub message id).
     pub message_id: String,
+    /// The request path (one receiver can stand in for several destinations).
+    pub path: String,
     /// The event's subject.
     pub subject: String,
     /// The `benchseq` extension, when the sender numbered its events.
@@ -35,7 +37,7 @@ pub struct Record {
     pub accepted: Vec<Seen>,
     /// Requests answered with a failure.
     pub failed: u64,
-    /// How many times each message id arrived (duplicates > 1).
+    /// How many times each path + message id arrived (duplicates > 1).
     pub per_id: HashMap<String, u32>,
 }
 
@@ -85,22 +87,27 @@ impl Receiver {
     }
 }
 
-async fn accept(State(st): State<St>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+async fn accept(State(st): State<St>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    let at = Instant::now();
     let id = headers.get("ce-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let mut rec = st.record.lock().unwrap_or_else(|p| p.into_inner());
     if st.behaviour.fail_share > 0.0 && fastrand::f64() < st.behaviour.fail_share {
-        rec.failed += 1;
-        return (StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"BUSY"}"#);
+        st.record.lock().unwrap_or_else(|p| p.into_inner()).failed += 1;
+        return (StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"BUSY"}"#.to_string());
     }
-    *rec.per_id.entry(id.clone()).or_default() += 1;
+    // Parse outside the lock: the receiver must not be the bottleneck.
     let event = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
     let subject = event.get("subject").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     let seq = event.get("benchseq").and_then(serde_json::Value::as_u64);
+    let path = uri.path().to_string();
+    let mut rec = st.record.lock().unwrap_or_else(|p| p.into_inner());
+    *rec.per_id.entry(format!("{path} {id}")).or_default() += 1;
+    let receipt = rec.accepted.len() + 1;
     rec.accepted.push(Seen {
         message_id: id,
+        path,
         subject,
         seq,
-        at: Instant::now(),
+        at,
     });
-    (StatusCode::OK, r#"{"code":"0000"}"#)
+    (StatusCode::OK, format!(r#"{{"code":"0000","receipt_id":"R{receipt:08}"}}"#))
 }

@@ -278,3 +278,52 @@ impl Store {
         Ok(MessagePage { items, next_cursor })
     }
 }
+
+/// Delivery counts for one destination.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct DestinationStats {
+    /// Connector name.
+    pub destination: String,
+    /// Deliveries per status (`pending`, `in_flight`, `held`, `retrying`, `delivered`, `dead`).
+    pub deliveries: std::collections::BTreeMap<String, i64>,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Attempts that failed (retried or dead).
+    pub failed_attempts: i64,
+}
+
+impl Store {
+    /// Per-destination delivery counts and attempt totals.
+    pub async fn destination_stats(&self) -> Result<Vec<DestinationStats>> {
+        let by_status: Vec<(String, String, i64)> = on_read!(self, |p| {
+            sqlx::query_as("SELECT destination, status, COUNT(*) FROM deliveries GROUP BY destination, status")
+                .fetch_all(p)
+                .await
+        })?;
+        let attempts: Vec<(String, i64, i64)> = on_read!(self, |p| {
+            sqlx::query_as(
+                "SELECT d.destination, COUNT(*), SUM(CASE WHEN a.outcome IN ('retrying', 'dead') THEN 1 ELSE 0 END) \
+                 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id GROUP BY d.destination",
+            )
+            .fetch_all(p)
+            .await
+        })?;
+        let mut out: std::collections::BTreeMap<String, DestinationStats> = std::collections::BTreeMap::new();
+        for (dest, status, n) in by_status {
+            let e = out.entry(dest.clone()).or_insert_with(|| DestinationStats {
+                destination: dest,
+                ..Default::default()
+            });
+            e.deliveries.insert(status, n);
+        }
+        for (dest, n, failed) in attempts {
+            let e = out.entry(dest.clone()).or_insert_with(|| DestinationStats {
+                destination: dest,
+                ..Default::default()
+            });
+            e.attempts = n;
+            e.failed_attempts = failed;
+        }
+        Ok(out.into_values().collect())
+    }
+}

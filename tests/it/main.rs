@@ -7,6 +7,7 @@ mod backpressure;
 mod check;
 mod crash;
 mod delivery;
+mod demo;
 mod ingest;
 mod ops;
 mod ordering;
