@@ -43,6 +43,13 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Run the standard benchmark workload and print the figures.
     Bench(cli::bench::BenchArgs),
+    /// The benchmark's HTTP-ceiling server (used by `bench`).
+    #[command(hide = true)]
+    BenchBare {
+        /// Listen address.
+        #[arg(long)]
+        listen: String,
+    },
     /// Make a random API key or operator token and its SHA-256 digest.
     Keygen,
     /// Print (or write) the OpenAPI document of the HTTP API.
@@ -84,6 +91,7 @@ fn main() -> ExitCode {
                 wastehub::telemetry::init_logging("warn", cli.log_format.unwrap_or(LogFormat::Text));
                 cli::bench::run(args).await
             }
+            Command::BenchBare { listen } => cli::bench::serve_bare(&listen).await,
             Command::Keygen => {
                 cli::keygen();
                 Ok(())

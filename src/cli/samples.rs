@@ -44,6 +44,17 @@ impl Samples {
         ("manifest-created", format!("manifest:{}", Self::manifest_no(n)), d)
     }
 
+    /// A compact `manifest-created` (one waste line, short texts): the
+    /// benchmark's event of about 1 KiB.
+    pub fn manifest_compact(&self, n: u32) -> (&'static str, String, Value) {
+        let (ty, subject, mut d) = self.manifest_created(n);
+        if let Some(lines) = d["lines"].as_array_mut() {
+            lines.truncate(1);
+        }
+        d["emergency_measures"] = json!("防渗漏托盘、吸附棉、灭火器；泄漏时停车警戒并报告。");
+        (ty, subject, d)
+    }
+
     /// A `manifest-updated` for serial `n` at `version` (≥ 2).
     pub fn manifest_updated(&self, n: u32, version: u32) -> (&'static str, String, Value) {
         let mut d = self.manifest_updated.clone();
@@ -82,4 +93,22 @@ pub fn event(source: &str, id: &str, (ty, subject, data): (&str, String, Value))
         "datacontenttype": "application/json",
         "data": data,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Catalogue;
+
+    #[test]
+    fn every_sample_is_valid_and_the_bench_event_is_about_1_kib() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/canonical");
+        let samples = Samples::load(&dir).unwrap();
+        let cat = Catalogue::load(&dir).unwrap();
+        for (ty, _, data) in [samples.manifest_created(7), samples.manifest_compact(7), samples.manifest_updated(7, 3), samples.ledger(7), samples.track(7, 1)] {
+            assert_eq!(cat.validate(ty, &data, ""), Ok(()), "{ty}");
+        }
+        let size = event("urn:bench:load", "b1", samples.manifest_compact(1)).to_string().len();
+        assert!((800..=1400).contains(&size), "bench event is {size} bytes");
+    }
 }

@@ -6,6 +6,8 @@
 //! when no earlier delivery of the same (destination, subject) is still
 //! active. Everything else (`held`, notifications) is for visibility and speed.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 
 use super::lanes::{LaneLocks, lane_keys};
@@ -154,54 +156,60 @@ impl Store {
 
     /// Records a batch of finished attempts in one transaction. A completion
     /// whose claim was lost (reaped after a lease expiry) changes nothing but
-    /// its attempt record.
+    /// its attempt record (`lease_lost`).
+    ///
+    /// Outcomes are written with a few multi-row statements; only failures
+    /// and recoveries touch the rest of their lane (hold / release).
     pub async fn complete(&self, batch: &[Completion], node: &str, now: Millis) -> Result<()> {
         let keys = lane_keys(batch.iter().map(|c| (c.destination.as_str(), c.subject.as_str())));
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
             tx.lock_lanes(&keys).await?;
-            for c in batch {
-                let (status, active, due, receipt, error) = match &c.outcome {
-                    CompletionOutcome::Delivered { receipt } => ("delivered", 0_i64, None, Some(receipt.as_str()), None),
-                    CompletionOutcome::Retry { due_at } => ("retrying", 1, Some(*due_at), None, c.excerpt.as_deref()),
-                    CompletionOutcome::Dead => ("dead", 0, None, None, c.excerpt.as_deref()),
-                };
-                let updated = sqlx::query(
-                    "UPDATE deliveries SET status = $1, active = $2, due_at = COALESCE($3, due_at), \
-                        receipt = COALESCE($4, receipt), last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
-                     WHERE id = $7 AND status = 'in_flight' AND lease_owner = $8",
-                )
-                .bind(status)
-                .bind(active)
-                .bind(due)
-                .bind(receipt)
-                .bind(error)
-                .bind(now)
-                .bind(c.delivery_id.as_str())
-                .bind(node)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let outcome = if updated == 0 { "lease_lost" } else { status };
-                sqlx::query(
-                    "INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, http_status, outcome, error_class, response_excerpt, node) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(AttemptId::generate().as_str())
-                .bind(c.delivery_id.as_str())
-                .bind(i64::from(c.attempt))
-                .bind(c.started_at)
-                .bind(c.duration_ms)
-                .bind(c.http_status.map(i64::from))
-                .bind(outcome)
-                .bind(c.error_class.as_deref())
-                .bind(c.excerpt.as_deref())
-                .bind(node)
-                .execute(&mut *tx)
-                .await?;
-                if updated == 0 {
-                    continue;
+            let mut updated: HashSet<String> = HashSet::with_capacity(batch.len());
+            for chunk in batch.chunks(COMPLETION_ROWS) {
+                let n = chunk.len() * 6;
+                let sql = format!(
+                    "WITH v (id, status, active, due_at, receipt, last_error) AS ({}) \
+                     UPDATE deliveries SET status = v.status, active = v.active, due_at = COALESCE(v.due_at, deliveries.due_at), \
+                        receipt = COALESCE(v.receipt, deliveries.receipt), last_error = v.last_error, \
+                        lease_owner = NULL, lease_until = NULL, updated_at = ${} \
+                     FROM v WHERE deliveries.id = v.id AND deliveries.status = 'in_flight' AND deliveries.lease_owner = ${} \
+                     RETURNING deliveries.id",
+                    outcome_rows(chunk.len()),
+                    n + 1,
+                    n + 2
+                );
+                let mut q = sqlx::query_scalar::<_, String>(super::dynamic(&sql));
+                for c in chunk {
+                    let (status, active, due, receipt, error) = columns(c);
+                    q = q.bind(c.delivery_id.as_str()).bind(status).bind(active).bind(due).bind(receipt).bind(error);
                 }
+                updated.extend(q.bind(now).bind(node).fetch_all(&mut *tx).await?);
+            }
+            for chunk in batch.chunks(COMPLETION_ROWS) {
+                let sql = format!(
+                    "INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, http_status, outcome, error_class, response_excerpt, node) \
+                     VALUES {}",
+                    (0..chunk.len()).map(|r| format!("({})", super::placeholders(r * 10 + 1, 10))).collect::<Vec<_>>().join(", ")
+                );
+                let mut q = sqlx::query(super::dynamic(&sql));
+                for c in chunk {
+                    let outcome = if updated.contains(c.delivery_id.as_str()) { columns(c).0 } else { "lease_lost" };
+                    q = q
+                        .bind(AttemptId::generate().as_str().to_owned())
+                        .bind(c.delivery_id.as_str())
+                        .bind(i64::from(c.attempt))
+                        .bind(c.started_at)
+                        .bind(c.duration_ms)
+                        .bind(c.http_status.map(i64::from))
+                        .bind(outcome)
+                        .bind(c.error_class.as_deref())
+                        .bind(c.excerpt.as_deref())
+                        .bind(node);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for c in batch.iter().filter(|c| updated.contains(c.delivery_id.as_str())) {
                 match &c.outcome {
                     // Those behind a failing delivery wait visibly.
                     CompletionOutcome::Retry { .. } => {
@@ -367,4 +375,37 @@ impl Store {
                 .await
         })?)
     }
+}
+
+/// Completions per multi-row statement (10 parameters per attempt row; at
+/// most 500 terms in one SQLite compound SELECT).
+const COMPLETION_ROWS: usize = 200;
+
+/// `(status, active, due_at, receipt, last_error)` for a completion.
+fn columns(c: &Completion) -> (&'static str, i64, Option<Millis>, Option<&str>, Option<&str>) {
+    match &c.outcome {
+        CompletionOutcome::Delivered { receipt } => ("delivered", 0, None, Some(receipt.as_str()), None),
+        CompletionOutcome::Retry { due_at } => ("retrying", 1, Some(*due_at), None, c.excerpt.as_deref()),
+        CompletionOutcome::Dead => ("dead", 0, None, None, c.excerpt.as_deref()),
+    }
+}
+
+/// Typed rows for the completion CTE (see `messages::select_rows` for why
+/// not VALUES).
+fn outcome_rows(n: usize) -> String {
+    (0..n)
+        .map(|r| {
+            let b = r * 6;
+            format!(
+                "SELECT CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT)",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }

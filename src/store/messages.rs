@@ -2,6 +2,8 @@
 //! and one delivery row per destination in ONE transaction, duplicate
 //! detection on (source, source event id), and pruning.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use sqlx::Row;
 
@@ -92,68 +94,91 @@ impl Store {
     }
 
     /// `Some(receipt)` for inserted messages, `None` for duplicates.
+    ///
+    /// Multi-row statements keep the statement count per batch small (a
+    /// statement costs far more than a row on SQLite). Delivery rows are
+    /// inserted in message order, so their `seq` is the acceptance order.
     async fn insert_tx(&self, batch: &[NewMessage], now: Millis) -> Result<Vec<Option<Receipt>>> {
-        const INSERT_MESSAGE: &str = "INSERT INTO messages \
-            (id, source, source_event_id, type, subject, jurisdiction, event_time, received_at, partner, routed, event) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-            ON CONFLICT (source, source_event_id) DO NOTHING RETURNING seq";
-        // A new delivery waits (`held`) when an earlier one of its subject is
-        // already failing; otherwise it is `pending`. The dispatcher's claim
-        // enforces the order either way; `held` makes the wait visible.
-        const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
-            (id, message_id, destination, subject, status, active, attempts, due_at, created_at, updated_at) \
-            SELECT $1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM deliveries e \
-                WHERE e.destination = $3 AND e.subject = $4 AND e.active = 1 AND e.status IN ('retrying', 'held')) \
-                THEN 'held' ELSE 'pending' END, 1, 0, $5, $5, $5";
-        let keys = lane_keys(
-            batch
-                .iter()
-                .flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str()))),
-        );
+        let lanes: Vec<(&str, &str)> =
+            batch.iter().flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str()))).collect();
+        let keys = lane_keys(lanes.iter().copied());
+        let destinations: Vec<&str> = dedup(lanes.iter().map(|l| l.0));
+        let subjects: Vec<&str> = dedup(lanes.iter().map(|l| l.1));
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
             tx.lock_lanes(&keys).await?;
+            // 1. Messages; duplicates (also within the batch) are skipped.
+            let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+            for chunk in batch.chunks(MESSAGE_ROWS) {
+                let sql = format!(
+                    "INSERT INTO messages (id, source, source_event_id, type, subject, jurisdiction, event_time, received_at, partner, routed, event) \
+                     VALUES {} ON CONFLICT (source, source_event_id) DO NOTHING RETURNING id",
+                    rows(chunk.len(), 11)
+                );
+                let mut q = sqlx::query_scalar::<_, String>(super::dynamic(&sql));
+                for m in chunk {
+                    q = q
+                        .bind(m.id.as_str())
+                        .bind(&m.source)
+                        .bind(&m.source_event_id)
+                        .bind(&m.r#type)
+                        .bind(&m.subject)
+                        .bind(&m.jurisdiction)
+                        .bind(&m.event_time)
+                        .bind(now)
+                        .bind(&m.partner)
+                        .bind(m.destinations.len() as i64)
+                        .bind(&m.event);
+                }
+                inserted.extend(q.fetch_all(&mut *tx).await?);
+            }
+            // 2. Lanes whose head is failing: new deliveries there wait visibly
+            //    (`held`). The claim enforces the order either way.
+            let mut failing: HashSet<(String, String)> = HashSet::new();
+            if !lanes.is_empty() {
+                let sql = format!(
+                    "SELECT DISTINCT destination, subject FROM deliveries WHERE active = 1 AND status IN ('retrying', 'held') \
+                     AND destination IN ({}) AND subject IN ({})",
+                    super::placeholders(1, destinations.len()),
+                    super::placeholders(destinations.len() + 1, subjects.len())
+                );
+                let mut q = sqlx::query_as::<_, (String, String)>(super::dynamic(&sql));
+                for d in &destinations {
+                    q = q.bind(*d);
+                }
+                for s in &subjects {
+                    q = q.bind(*s);
+                }
+                failing.extend(q.fetch_all(&mut *tx).await?);
+            }
+            // 3. Deliveries, in message order.
             let mut out = Vec::with_capacity(batch.len());
+            let mut rows_to_insert: Vec<(DeliveryId, &NewMessage, &str, &'static str)> = Vec::new();
             for m in batch {
-                let inserted = sqlx::query(INSERT_MESSAGE)
-                    .bind(m.id.as_str())
-                    .bind(&m.source)
-                    .bind(&m.source_event_id)
-                    .bind(&m.r#type)
-                    .bind(&m.subject)
-                    .bind(&m.jurisdiction)
-                    .bind(&m.event_time)
-                    .bind(now)
-                    .bind(&m.partner)
-                    .bind(m.destinations.len() as i64)
-                    .bind(&m.event)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if inserted.is_none() {
+                if !inserted.contains(m.id.as_str()) {
                     out.push(None);
                     continue;
                 }
                 let mut deliveries = Vec::with_capacity(m.destinations.len());
                 for dest in &m.destinations {
                     let id = DeliveryId::generate();
-                    sqlx::query(INSERT_DELIVERY)
-                        .bind(id.as_str())
-                        .bind(m.id.as_str())
-                        .bind(dest)
-                        .bind(&m.subject)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    deliveries.push(ReceiptDelivery {
-                        id,
-                        destination: dest.clone(),
-                    });
+                    let status = if failing.contains(&(dest.clone(), m.subject.clone())) { "held" } else { "pending" };
+                    rows_to_insert.push((id.clone(), m, dest.as_str(), status));
+                    deliveries.push(ReceiptDelivery { id, destination: dest.clone() });
                 }
-                out.push(Some(Receipt {
-                    id: m.id.clone(),
-                    received_at: millis_to_rfc3339(now),
-                    deliveries,
-                }));
+                out.push(Some(Receipt { id: m.id.clone(), received_at: millis_to_rfc3339(now), deliveries }));
+            }
+            for chunk in rows_to_insert.chunks(DELIVERY_ROWS) {
+                let sql = format!(
+                    "INSERT INTO deliveries (id, message_id, destination, subject, status, due_at, active, attempts, created_at, updated_at) \
+                     SELECT id, message_id, destination, subject, status, due_at, 1, 0, due_at, due_at FROM ({}) AS v ORDER BY ord",
+                    select_rows(chunk.len())
+                );
+                let mut q = sqlx::query(super::dynamic(&sql));
+                for (id, m, dest, status) in chunk {
+                    q = q.bind(id.as_str()).bind(m.id.as_str()).bind(*dest).bind(&m.subject).bind(*status).bind(now);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(out)
@@ -245,5 +270,56 @@ impl Store {
             tx.commit().await?;
             Ok(deleted)
         })
+    }
+}
+
+/// Messages per multi-row INSERT (11 parameters each, well under SQLite's
+/// 32,766 and PostgreSQL's 65,535 parameter limits).
+const MESSAGE_ROWS: usize = 256;
+/// Deliveries per multi-row INSERT (6 parameters each; SQLite allows at
+/// most 500 terms in one compound SELECT).
+const DELIVERY_ROWS: usize = 250;
+
+/// `($1, …, $k), ($k+1, …), …` for `n` rows of `k` values.
+fn rows(n: usize, k: usize) -> String {
+    (0..n).map(|r| format!("({})", super::placeholders(r * k + 1, k))).collect::<Vec<_>>().join(", ")
+}
+
+/// Delivery rows as a `SELECT … UNION ALL SELECT …` with named, typed
+/// columns: PostgreSQL cannot infer parameter types inside a bare VALUES
+/// list, and SQLite cannot name VALUES columns; this form works in both.
+/// `ord` (a literal position) fixes the insertion order, hence `seq`.
+fn select_rows(n: usize) -> String {
+    (0..n)
+        .map(|r| {
+            let b = r * 6;
+            format!(
+                "SELECT CAST(${} AS TEXT) AS id, CAST(${} AS TEXT) AS message_id, CAST(${} AS TEXT) AS destination, \
+                 CAST(${} AS TEXT) AS subject, CAST(${} AS TEXT) AS status, CAST(${} AS BIGINT) AS due_at, {r} AS ord",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+fn dedup<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = it.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn row_placeholders_number_across_rows() {
+        assert_eq!(super::rows(2, 2), "($1, $2), ($3, $4)");
+        assert!(super::select_rows(2).contains("CAST($12 AS BIGINT) AS due_at"));
     }
 }

@@ -8,6 +8,7 @@
 //! [`attempts`], [`trace`].
 
 pub mod attempts;
+pub mod ceiling;
 pub mod deliveries;
 pub mod lanes;
 pub mod messages;
