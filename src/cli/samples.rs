@@ -105,7 +105,13 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/canonical");
         let samples = Samples::load(&dir).unwrap();
         let cat = Catalogue::load(&dir).unwrap();
-        for (ty, _, data) in [samples.manifest_created(7), samples.manifest_compact(7), samples.manifest_updated(7, 3), samples.ledger(7), samples.track(7, 1)] {
+        for (ty, _, data) in [
+            samples.manifest_created(7),
+            samples.manifest_compact(7),
+            samples.manifest_updated(7, 3),
+            samples.ledger(7),
+            samples.track(7, 1),
+        ] {
             assert_eq!(cat.validate(ty, &data, ""), Ok(()), "{ty}");
         }
         let size = event("urn:bench:load", "b1", samples.manifest_compact(1)).to_string().len();

@@ -16,6 +16,8 @@ use crate::telemetry;
 
 /// Most completions written in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long to wait for more outcomes before writing a batch.
+const GATHER: Duration = Duration::from_millis(5);
 
 pub(super) struct Completer {
     rx: mpsc::Receiver<Completion>,
@@ -34,6 +36,17 @@ impl Completer {
     pub(super) async fn run(mut self, wakers: Wakers) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            // Gather a little longer: each transaction is a commit (an fsync
+            // with synchronous = full), so fewer, larger ones go further.
+            if batch.len() < MAX_BATCH {
+                tokio::time::sleep(GATHER).await;
+                while batch.len() < MAX_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
+                    }
+                }
+            }
             let mut backoff = Duration::from_millis(100);
             // The outcome of a finished attempt is worth keeping: retry the
             // write until the store answers (if the process stops first, the

@@ -17,6 +17,9 @@ use crate::model::now_millis;
 use crate::store::{Claimed, Completion, CompletionOutcome, Store};
 use crate::telemetry;
 
+/// How long a woken dispatcher waits before claiming.
+const CLAIM_GATHER: Duration = Duration::from_millis(10);
+
 /// A destination and the resources that protect it.
 pub struct Destination {
     name: Arc<str>,
@@ -88,7 +91,11 @@ impl Destination {
                 Err(e) => tracing::warn!(destination = %self.name, error = %e, "Claiming deliveries failed; will try again."),
             }
             tokio::select! {
-                _ = self.notify.notified() => {}
+                _ = self.notify.notified() => {
+                    // Let a few more commits land so one claim takes them all:
+                    // claims are writes, and the SQLite writer is the scarce resource.
+                    tokio::time::sleep(CLAIM_GATHER).await;
+                }
                 _ = tokio::time::sleep(cfg.poll_interval.0) => {}
                 _ = stop.cancelled() => break,
             }

@@ -59,7 +59,7 @@ impl Store {
             super::placeholders(1, delivery_ids.len())
         );
         let rows: Vec<AttemptRow> = on_read!(self, |p| {
-            let mut q = sqlx::query_as(super::dynamic(&sql));
+            let mut q = sqlx::query_as(self.sql(&sql));
             for id in delivery_ids {
                 q = q.bind(id);
             }

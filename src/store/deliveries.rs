@@ -106,7 +106,7 @@ impl Store {
              RETURNING id, message_id, subject, attempts"
         );
         let rows: Vec<(String, String, String, i64)> = on_write!(self, |p| {
-            sqlx::query_as(super::dynamic(&sql))
+            sqlx::query_as(self.sql(&sql))
                 .bind(node)
                 .bind(lease_until)
                 .bind(now)
@@ -143,7 +143,7 @@ impl Store {
                 super::placeholders(1, chunk.len())
             );
             let rows: Vec<(String, String)> = on_read!(self, |p| {
-                let mut q = sqlx::query_as(super::dynamic(&sql));
+                let mut q = sqlx::query_as(self.sql(&sql));
                 for id in chunk {
                     q = q.bind(*id);
                 }
@@ -179,10 +179,16 @@ impl Store {
                     n + 1,
                     n + 2
                 );
-                let mut q = sqlx::query_scalar::<_, String>(super::dynamic(&sql));
+                let mut q = sqlx::query_scalar::<_, String>(self.sql(&sql));
                 for c in chunk {
                     let (status, active, due, receipt, error) = columns(c);
-                    q = q.bind(c.delivery_id.as_str()).bind(status).bind(active).bind(due).bind(receipt).bind(error);
+                    q = q
+                        .bind(c.delivery_id.as_str())
+                        .bind(status)
+                        .bind(active)
+                        .bind(due)
+                        .bind(receipt)
+                        .bind(error);
                 }
                 updated.extend(q.bind(now).bind(node).fetch_all(&mut *tx).await?);
             }
@@ -190,11 +196,18 @@ impl Store {
                 let sql = format!(
                     "INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, http_status, outcome, error_class, response_excerpt, node) \
                      VALUES {}",
-                    (0..chunk.len()).map(|r| format!("({})", super::placeholders(r * 10 + 1, 10))).collect::<Vec<_>>().join(", ")
+                    (0..chunk.len())
+                        .map(|r| format!("({})", super::placeholders(r * 10 + 1, 10)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
-                let mut q = sqlx::query(super::dynamic(&sql));
+                let mut q = sqlx::query(self.sql(&sql));
                 for c in chunk {
-                    let outcome = if updated.contains(c.delivery_id.as_str()) { columns(c).0 } else { "lease_lost" };
+                    let outcome = if updated.contains(c.delivery_id.as_str()) {
+                        columns(c).0
+                    } else {
+                        "lease_lost"
+                    };
                     q = q
                         .bind(AttemptId::generate().as_str().to_owned())
                         .bind(c.delivery_id.as_str())
@@ -343,7 +356,7 @@ impl Store {
             sql.push_str(&format!(" AND created_at < ${until_at}"));
         }
         on_write!(self, |p| {
-            let mut q = sqlx::query(super::dynamic(&sql)).bind(now);
+            let mut q = sqlx::query(self.sql(&sql)).bind(now);
             for t in &texts {
                 q = q.bind(t);
             }

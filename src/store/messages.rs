@@ -99,8 +99,10 @@ impl Store {
     /// statement costs far more than a row on SQLite). Delivery rows are
     /// inserted in message order, so their `seq` is the acceptance order.
     async fn insert_tx(&self, batch: &[NewMessage], now: Millis) -> Result<Vec<Option<Receipt>>> {
-        let lanes: Vec<(&str, &str)> =
-            batch.iter().flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str()))).collect();
+        let lanes: Vec<(&str, &str)> = batch
+            .iter()
+            .flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str())))
+            .collect();
         let keys = lane_keys(lanes.iter().copied());
         let destinations: Vec<&str> = dedup(lanes.iter().map(|l| l.0));
         let subjects: Vec<&str> = dedup(lanes.iter().map(|l| l.1));
@@ -115,7 +117,7 @@ impl Store {
                      VALUES {} ON CONFLICT (source, source_event_id) DO NOTHING RETURNING id",
                     rows(chunk.len(), 11)
                 );
-                let mut q = sqlx::query_scalar::<_, String>(super::dynamic(&sql));
+                let mut q = sqlx::query_scalar::<_, String>(self.sql(&sql));
                 for m in chunk {
                     q = q
                         .bind(m.id.as_str())
@@ -142,7 +144,7 @@ impl Store {
                     super::placeholders(1, destinations.len()),
                     super::placeholders(destinations.len() + 1, subjects.len())
                 );
-                let mut q = sqlx::query_as::<_, (String, String)>(super::dynamic(&sql));
+                let mut q = sqlx::query_as::<_, (String, String)>(self.sql(&sql));
                 for d in &destinations {
                     q = q.bind(*d);
                 }
@@ -162,11 +164,22 @@ impl Store {
                 let mut deliveries = Vec::with_capacity(m.destinations.len());
                 for dest in &m.destinations {
                     let id = DeliveryId::generate();
-                    let status = if failing.contains(&(dest.clone(), m.subject.clone())) { "held" } else { "pending" };
+                    let status = if failing.contains(&(dest.clone(), m.subject.clone())) {
+                        "held"
+                    } else {
+                        "pending"
+                    };
                     rows_to_insert.push((id.clone(), m, dest.as_str(), status));
-                    deliveries.push(ReceiptDelivery { id, destination: dest.clone() });
+                    deliveries.push(ReceiptDelivery {
+                        id,
+                        destination: dest.clone(),
+                    });
                 }
-                out.push(Some(Receipt { id: m.id.clone(), received_at: millis_to_rfc3339(now), deliveries }));
+                out.push(Some(Receipt {
+                    id: m.id.clone(),
+                    received_at: millis_to_rfc3339(now),
+                    deliveries,
+                }));
             }
             for chunk in rows_to_insert.chunks(DELIVERY_ROWS) {
                 let sql = format!(
@@ -174,9 +187,15 @@ impl Store {
                      SELECT id, message_id, destination, subject, status, due_at, 1, 0, due_at, due_at FROM ({}) AS v ORDER BY ord",
                     select_rows(chunk.len())
                 );
-                let mut q = sqlx::query(super::dynamic(&sql));
+                let mut q = sqlx::query(self.sql(&sql));
                 for (id, m, dest, status) in chunk {
-                    q = q.bind(id.as_str()).bind(m.id.as_str()).bind(*dest).bind(&m.subject).bind(*status).bind(now);
+                    q = q
+                        .bind(id.as_str())
+                        .bind(m.id.as_str())
+                        .bind(*dest)
+                        .bind(&m.subject)
+                        .bind(*status)
+                        .bind(now);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -261,7 +280,7 @@ impl Store {
             let mut tx = p.begin().await?;
             let mut deleted = 0;
             for sql in &statements {
-                let mut q = sqlx::query(super::dynamic(sql));
+                let mut q = sqlx::query(self.sql(sql));
                 for id in &ids {
                     q = q.bind(id);
                 }
@@ -282,7 +301,10 @@ const DELIVERY_ROWS: usize = 250;
 
 /// `($1, …, $k), ($k+1, …), …` for `n` rows of `k` values.
 fn rows(n: usize, k: usize) -> String {
-    (0..n).map(|r| format!("({})", super::placeholders(r * k + 1, k))).collect::<Vec<_>>().join(", ")
+    (0..n)
+        .map(|r| format!("({})", super::placeholders(r * k + 1, k)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Delivery rows as a `SELECT … UNION ALL SELECT …` with named, typed

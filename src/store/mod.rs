@@ -108,7 +108,11 @@ impl Store {
                     SqliteSynchronous::Normal => Sync::Normal,
                 })
                 .busy_timeout(Duration::from_secs(30))
-                .foreign_keys(false);
+                .foreign_keys(false)
+                // Statement journals (multi-row statements) stay in memory.
+                .pragma("temp_store", "memory")
+                // Multi-row statements come in many sizes; keep them all prepared.
+                .statement_cache_capacity(1024);
             if let Some(parent) = opts.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -203,8 +207,42 @@ impl Store {
 /// Marks a statement assembled at run time as safe. Every such statement in
 /// this module is built only from fixed SQL fragments and numbered `$N`
 /// placeholders; values always travel as bound parameters, never as text.
+///
+/// When the placeholders run `$1, $2, …` in order, each used once, they are
+/// rewritten to anonymous `?` (SQLite reads `?` positionally; PostgreSQL
+/// never sees this form, see [`Store::sql`]). SQLite looks named parameters
+/// up by a linear scan, which made large multi-row statements quadratic.
 pub(crate) fn dynamic(sql: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql.to_owned())
+}
+
+impl Store {
+    /// [`dynamic`], with `$N` turned into `?` on SQLite when that is exact.
+    pub(crate) fn sql(&self, sql: &str) -> sqlx::AssertSqlSafe<String> {
+        match self.backend() {
+            Backend::Sqlite => sqlx::AssertSqlSafe(positional(sql).unwrap_or_else(|| sql.to_owned())),
+            Backend::Postgres => dynamic(sql),
+        }
+    }
+}
+
+/// `$1 … $k` in order, each once → `?`; otherwise `None`.
+fn positional(sql: &str) -> Option<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut expected = 1usize;
+    let mut rest = sql;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let digits: String = rest[pos + 1..].chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() || digits.parse::<usize>().ok()? != expected {
+            return None;
+        }
+        expected += 1;
+        out.push('?');
+        rest = &rest[pos + 1 + digits.len()..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// `$first, $first+1, …` for `n` values: an IN list for either backend.
@@ -214,6 +252,17 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sequential_placeholders_become_anonymous() {
+        assert_eq!(
+            super::positional("a = $1 AND b IN ($2, $3)").as_deref(),
+            Some("a = ? AND b IN (?, ?)")
+        );
+        assert_eq!(super::positional("a = $1 OR b = $1"), None);
+        assert_eq!(super::positional("a = $2"), None);
+        assert_eq!(super::positional("x").as_deref(), Some("x"));
+    }
+
     #[test]
     fn placeholders_number_from_first() {
         assert_eq!(super::placeholders(3, 3), "$3, $4, $5");

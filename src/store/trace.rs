@@ -153,7 +153,7 @@ impl Store {
     /// The full trace of one message, or `None`.
     pub async fn message(&self, id: &str) -> Result<Option<MessageView>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
-        let row: Option<MessageRow> = on_read!(self, |p| sqlx::query_as(super::dynamic(&sql)).bind(id).fetch_optional(p).await)?;
+        let row: Option<MessageRow> = on_read!(self, |p| sqlx::query_as(self.sql(&sql)).bind(id).fetch_optional(p).await)?;
         let Some(m) = row else { return Ok(None) };
         let deliveries = self.deliveries_of(std::slice::from_ref(&m.id)).await?;
         let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
@@ -196,7 +196,7 @@ impl Store {
             super::placeholders(1, message_ids.len())
         );
         Ok(on_read!(self, |p| {
-            let mut q = sqlx::query_as(super::dynamic(&sql));
+            let mut q = sqlx::query_as(self.sql(&sql));
             for id in message_ids {
                 q = q.bind(id);
             }
@@ -239,7 +239,7 @@ impl Store {
         let limit = f.limit.clamp(1, 500);
         sql.push_str(&format!(" ORDER BY m.seq DESC LIMIT {}", limit + 1));
         let mut rows: Vec<MessageRow> = on_read!(self, |p| {
-            let mut q = sqlx::query_as(super::dynamic(&sql));
+            let mut q = sqlx::query_as(self.sql(&sql));
             for t in &texts {
                 q = q.bind(t);
             }

@@ -60,7 +60,13 @@ async fn a_failing_subject_holds_only_itself_and_order_is_kept() {
 #[tokio::test]
 async fn many_subjects_keep_their_order_under_concurrency() {
     let p = FakePartner::scripted(|_, i| if i % 7 == 3 { Reply::status(503) } else { Reply::status(200) }).await;
-    let app = TestApp::spawn(HubSpec::new().destination("prov", &p.url, "\"manifest-*\"", "concurrency = 16")).await;
+    let app = TestApp::spawn(HubSpec::new().destination(
+        "prov",
+        &p.url,
+        "\"manifest-*\"",
+        "concurrency = 16\nretry_schedule = \"0s 100ms 100ms 100ms 100ms 100ms 100ms 100ms\"",
+    ))
+    .await;
     let mut expected: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for round in 0..10 {
         for subject in 0..10u32 {

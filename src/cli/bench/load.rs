@@ -32,7 +32,10 @@ pub type BodyFn = Arc<dyn Fn(u32, u32, u32) -> Value + Send + Sync>;
 /// Sends `total` events over `subjects` subjects with `connections` senders.
 /// With `rate` set, paces the whole run to that many events per second.
 pub async fn run(url: &str, key: &str, total: u32, subjects: u32, connections: u32, rate: Option<u32>, body: BodyFn) -> LoadResult {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections as usize).build().unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections as usize)
+        .build()
+        .unwrap_or_default();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
@@ -74,7 +77,10 @@ pub async fn run(url: &str, key: &str, total: u32, subjects: u32, connections: u
             out
         });
     }
-    let mut all = LoadResult { started: Some(started), ..Default::default() };
+    let mut all = LoadResult {
+        started: Some(started),
+        ..Default::default()
+    };
     while let Some(Ok(part)) = tasks.join_next().await {
         all.accepted_at.extend(part.accepted_at);
         all.latencies.extend(part.latencies);

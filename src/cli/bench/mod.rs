@@ -87,7 +87,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let backend = if database.starts_with("sqlite") { "sqlite" } else { "postgres" };
     let stop = CancellationToken::new();
-    let receiver = Receiver::start(tokio::net::TcpListener::bind("127.0.0.1:0").await?, Behaviour::default(), stop.clone())?;
+    let receiver = Receiver::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        Behaviour::default(),
+        stop.clone(),
+    )?;
     let body: load::BodyFn = {
         let samples = samples.clone();
         Arc::new(move |i, subject, seq| {
@@ -99,10 +103,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let event_bytes = body(0, 0, 0).to_string().len();
 
     let result = if let Some(backlog) = args.backlog {
-        say(format!("Backlog run: {backlog} messages to two destinations that are down ({backend})."));
+        say(format!(
+            "Backlog run: {backlog} messages to two destinations that are down ({backend})."
+        ));
         backlog_run(&args, &exe, tmp.path(), &database, backlog, body.clone(), &schemas).await
     } else {
-        standard_run(&args, &exe, tmp.path(), &database, backend, &receiver, body.clone(), event_bytes, &schemas, say).await
+        standard_run(
+            &args,
+            &exe,
+            tmp.path(),
+            &database,
+            backend,
+            &receiver,
+            body.clone(),
+            event_bytes,
+            &schemas,
+            say,
+        )
+        .await
     };
     stop.cancel();
     if let Some((base, name)) = pg_cleanup {
@@ -132,17 +150,36 @@ async fn standard_run(
 ) -> anyhow::Result<Report> {
     let n = args.messages;
     // 1. HTTP ceiling.
-    say(format!("1/4 HTTP ceiling: {n} events to a bare handler over {} connections…", args.connections));
+    say(format!(
+        "1/4 HTTP ceiling: {n} events to a bare handler over {} connections…",
+        args.connections
+    ));
     let port = free_port()?;
     let mut bare = spawn(exe, &["bench-bare", "--listen", &format!("127.0.0.1:{port}")])?;
     wait_ready(port).await?;
-    let http = load::run(&format!("http://127.0.0.1:{port}/api/v1/messages"), "none", n, args.subjects, args.connections, None, body.clone()).await;
+    let http = load::run(
+        &format!("http://127.0.0.1:{port}/api/v1/messages"),
+        "none",
+        n,
+        args.subjects,
+        args.connections,
+        None,
+        body.clone(),
+    )
+    .await;
     stop_child(&mut bare);
     let http_rate = rate(http.latencies.len(), http.started, http.finished);
 
     // 2. Storage ceiling.
     say(format!("2/4 storage ceiling: {n} bare batched inserts ({backend})…"));
-    let ceiling_url = if backend == "sqlite" { format!("sqlite://{}", dir.join("ceiling.db").display()) } else { database.to_string() };
+    // A store of its own, so the hub's run starts empty.
+    let ceiling_db = format!("wh_bench_ceiling_{}", ulid::Ulid::generate().to_string().to_lowercase());
+    let pg_base = args.database.clone().unwrap_or_default();
+    let ceiling_url = if backend == "sqlite" {
+        format!("sqlite://{}", dir.join("ceiling.db").display())
+    } else {
+        Store::create_postgres_database(&pg_base, &ceiling_db).await?
+    };
     let store = Store::connect(&DatabaseConfig {
         url: Secret::new(ceiling_url),
         max_connections: 4,
@@ -152,13 +189,28 @@ async fn standard_run(
     let sample = body(0, 0, 0).to_string();
     let took = store.storage_ceiling(n as usize, 512, &sample).await?;
     store.close().await;
+    if backend == "postgres" {
+        Store::drop_postgres_database(&pg_base, &ceiling_db).await.ok();
+    }
     let storage_rate = f64::from(n) / took.as_secs_f64();
 
     // 3. The hub.
-    say(format!("3/4 hub: {n} events over {} subjects, {} connections, two destinations…", args.subjects, args.connections));
+    say(format!(
+        "3/4 hub: {n} events over {} subjects, {} connections, two destinations…",
+        args.subjects, args.connections
+    ));
     let (key, hub_dir) = write_hub_config(dir, schemas, database, &receiver.url("/a"), &receiver.url("/b"), u64::from(n) * 4)?;
     let port = free_port()?;
-    let mut hub = spawn(exe, &["serve", "--config", &hub_dir.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])?;
+    let mut hub = spawn(
+        exe,
+        &[
+            "serve",
+            "--config",
+            &hub_dir.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+    )?;
     wait_ready(port).await?;
     let url = format!("http://127.0.0.1:{port}/api/v1/messages");
     let mut main = load::run(&url, &key, n, args.subjects, args.connections, None, body.clone()).await;
@@ -205,18 +257,40 @@ async fn standard_run(
     }))
 }
 
-async fn backlog_run(args: &BenchArgs, exe: &Path, dir: &Path, database: &str, n: u32, body: load::BodyFn, schemas: &Path) -> anyhow::Result<Report> {
+async fn backlog_run(
+    args: &BenchArgs,
+    exe: &Path,
+    dir: &Path,
+    database: &str,
+    n: u32,
+    body: load::BodyFn,
+    schemas: &Path,
+) -> anyhow::Result<Report> {
     // Port 9 (discard) has no listener here: every attempt is refused at once.
     let down = "http://127.0.0.1:9/down";
     let (key, hub_dir) = write_hub_config(dir, schemas, database, down, down, u64::from(n) * 4)?;
     let port = free_port()?;
-    let mut hub = spawn(exe, &["serve", "--config", &hub_dir.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])?;
+    let mut hub = spawn(
+        exe,
+        &[
+            "serve",
+            "--config",
+            &hub_dir.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+    )?;
     wait_ready(port).await?;
     let url = format!("http://127.0.0.1:{port}/api/v1/messages");
     let result = load::run(&url, &key, n, args.subjects, args.connections, None, body).await;
     let peak = peak_rss_kib(&hub).unwrap_or(0);
     stop_child(&mut hub);
-    Ok(Report::backlog(n, result.accepted_at.len(), rate(result.accepted_at.len(), result.started, result.finished), peak))
+    Ok(Report::backlog(
+        n,
+        result.accepted_at.len(),
+        rate(result.accepted_at.len(), result.started, result.finished),
+        peak,
+    ))
 }
 
 fn write_hub_config(dir: &Path, schemas: &Path, database: &str, a: &str, b: &str, max_backlog: u64) -> anyhow::Result<(String, PathBuf)> {
@@ -277,7 +351,13 @@ fn free_port() -> anyhow::Result<u16> {
 async fn wait_ready(port: u16) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     for _ in 0..600 {
-        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -303,16 +383,19 @@ fn rate(n: usize, from: Option<Instant>, to: Option<Instant>) -> f64 {
 /// the body and answers 202 with a receipt-sized body.
 pub async fn serve_bare(listen: &str) -> anyhow::Result<()> {
     use axum::routing::{get, post};
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/api/v1/messages",
-            post(|body: axum::body::Bytes| async move {
-                let _ = body.len();
-                (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"id": "msg_bare", "received_at": "", "deliveries": []})))
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let app = axum::Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/api/v1/messages",
+        post(|body: axum::body::Bytes| async move {
+            let _ = body.len();
+            (
+                axum::http::StatusCode::ACCEPTED,
+                axum::Json(json!({"id": "msg_bare", "received_at": "", "deliveries": []})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     let stop = CancellationToken::new();
     tokio::spawn(super::signal_on(stop.clone()));
     axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await?;

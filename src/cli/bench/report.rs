@@ -87,7 +87,11 @@ pub struct Percentiles {
 
 impl Percentiles {
     fn of(v: &mut [Duration]) -> Self {
-        Self { p50: percentile_ms(v, 50.0), p95: percentile_ms(v, 95.0), p99: percentile_ms(v, 99.0) }
+        Self {
+            p50: percentile_ms(v, 50.0),
+            p95: percentile_ms(v, 95.0),
+            p99: percentile_ms(v, 99.0),
+        }
     }
 }
 
@@ -127,7 +131,10 @@ impl Report {
             }
         }
         let paths: HashSet<&str> = ["/a", "/b"].into_iter().collect();
-        let lost = accepted_ids.iter().map(|id| paths.iter().filter(|p| !first.contains(&(**p, id.as_str()))).count()).sum();
+        let lost = accepted_ids
+            .iter()
+            .map(|id| paths.iter().filter(|p| !first.contains(&(**p, id.as_str()))).count())
+            .sum();
         let duplicates = i.record.per_id.values().map(|n| u64::from(n.saturating_sub(1))).sum();
         let accepted_per_s = per_s(i.main.accepted_at.len(), i.main.finished.zip(i.main.started).map(|(b, a)| b - a));
         let delivered_per_s = per_s(delivered, t_last.zip(t_first).map(|(b, a)| b - a));

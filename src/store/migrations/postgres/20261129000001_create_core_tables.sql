@@ -44,8 +44,10 @@ CREATE INDEX deliveries_message ON deliveries (message_id);
 CREATE INDEX deliveries_lease ON deliveries (lease_until) WHERE status = 'in_flight';
 CREATE INDEX deliveries_dead ON deliveries (destination, seq) WHERE status = 'dead';
 
+-- Attempt ids are for display only, so they are not indexed.
 CREATE TABLE attempts (
-    id               TEXT    PRIMARY KEY,
+    seq              BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               TEXT    NOT NULL,
     delivery_id      TEXT    NOT NULL,
     number           BIGINT  NOT NULL,
     started_at       BIGINT  NOT NULL,
