@@ -191,18 +191,20 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         }
     };
     drop(state);
-    let grace = cfg.server.shutdown_grace.0;
     let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
     let served = tokio::spawn(async move { serve.await });
     shutdown.cancelled().await;
-    match tokio::time::timeout(grace, served).await {
+    // One deadline for the whole shutdown, shared by its phases.
+    let deadline = tokio::time::Instant::now() + cfg.server.shutdown_grace.0;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    match tokio::time::timeout(left(), served).await {
         Ok(Ok(Err(e))) => return Err(AppError::Serve(e)),
         Ok(_) => {}
         Err(_) => tracing::warn!("Some HTTP requests did not finish within the grace period."),
     }
-    engine.shutdown(grace).await;
+    engine.shutdown(left()).await;
     maintenance_stop.cancel();
-    let _ = tokio::time::timeout(grace, async { while background.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(left(), async { while background.join_next().await.is_some() {} }).await;
     store.close().await;
     tracing::info!("wastehub stopped.");
     Ok(())

@@ -51,6 +51,9 @@ pub struct ConnectorConfig {
     /// Which messages the partner receives (any route matching is enough).
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// The file it was read from (set by the loader, for error messages).
+    #[serde(skip)]
+    pub file: String,
 }
 
 fn yes() -> bool {

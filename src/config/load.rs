@@ -118,22 +118,45 @@ fn load_config(paths: &Paths, env: &BTreeMap<String, String>, errors: &mut Vec<C
             }
         }
     }
-    for (name, value) in env {
-        let Some(path) = name.strip_prefix("WASTEHUB__") else { continue };
-        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
-        if let Err(msg) = set_path(&mut merged, &keys, value) {
+    let from_files = merged.clone();
+    let overrides: Vec<(&String, Vec<String>, &String)> = env
+        .iter()
+        .filter_map(|(name, value)| {
+            let path = name.strip_prefix("WASTEHUB__")?;
+            Some((name, path.split("__").map(str::to_ascii_lowercase).collect(), value))
+        })
+        .collect();
+    for (name, keys, value) in &overrides {
+        if let Err(msg) = set_path(&mut merged, keys, value) {
             errors.push(err(&format!("env {name}"), None, msg));
         }
     }
     match toml::Value::Table(merged).try_into::<Config>() {
         Ok(cfg) => Some(cfg),
         Err(e) => {
-            let msg = e.message().to_string();
-            // The merged table has no spans: find the key in the file, if it
-            // came from there; otherwise it came from the environment.
-            let key = e.message().split('`').nth(1).unwrap_or_default().to_string();
-            let line = if key.is_empty() { None } else { line_of_key(&file_text, &key) };
-            errors.push(err(&file_name, line, msg));
+            let msg = e.message().trim().to_string();
+            // The merged table has no spans. If the files alone are fine, an
+            // environment override is to blame: find the first that breaks them.
+            let culprit = toml::Value::Table(from_files.clone()).try_into::<Config>().is_ok().then(|| {
+                overrides.iter().find(|(_, keys, value)| {
+                    let mut t = from_files.clone();
+                    set_path(&mut t, keys, value).is_err() || toml::Value::Table(t).try_into::<Config>().is_err()
+                })
+            });
+            match culprit.flatten() {
+                Some((name, _, _)) => errors.push(err(&format!("env {name}"), None, msg)),
+                None => {
+                    // The message names the key (`…`) or quotes the bad value
+                    // ("…"); either finds its line in the file.
+                    let key = e.message().split('`').nth(1).unwrap_or_default().to_string();
+                    let quoted = e.message().split('"').nth(1).map(|v| format!("\"{v}\""));
+                    let line = (!key.is_empty()).then(|| line_of_key(&file_text, &key)).flatten().or_else(|| {
+                        let q = quoted?;
+                        file_text.lines().position(|l| l.contains(&q)).map(|i| i + 1)
+                    });
+                    errors.push(err(&file_name, line, msg));
+                }
+            }
             None
         }
     }
@@ -171,7 +194,8 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
             }
         };
         match toml::from_str::<ConnectorConfig>(&expanded) {
-            Ok(c) => {
+            Ok(mut c) => {
+                c.file = name.clone();
                 let before = errors.len();
                 check_connector(&c, &name, &text, errors);
                 if errors.len() == before {
@@ -183,6 +207,7 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
     }
     let mut names = HashSet::new();
     let mut sources = HashSet::new();
+    let mut digests = HashSet::new();
     for (file, text, c) in &out {
         if !names.insert(c.name.clone()) {
             errors.push(err(
@@ -190,6 +215,15 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
                 line_of_key(text, "name"),
                 format!("connector name {:?} is used by another file", c.name),
             ));
+        }
+        for d in c.inbound.iter().flat_map(|i| &i.api_key_sha256).filter(|d| !d.is_empty()) {
+            if !digests.insert(d.expose().to_ascii_lowercase()) {
+                errors.push(err(
+                    file,
+                    line_of_key(text, "api_key_sha256"),
+                    "this API key digest is also configured for another partner".into(),
+                ));
+            }
         }
         for s in c.inbound.iter().flat_map(|i| &i.sources) {
             if !sources.insert(s.clone()) {
@@ -251,9 +285,12 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
         if out.timeout.0.is_zero() {
             bad("timeout", "timeout must be more than 0".into());
         }
-        for p in out.ack.body_field.iter().chain(&out.ack.receipt_field) {
-            if !p.is_empty() && !p.starts_with('/') {
-                bad("body_field", format!("{p:?} must be a JSON Pointer starting with '/'"));
+        for (key, p) in [("body_field", &out.ack.body_field), ("receipt_field", &out.ack.receipt_field)] {
+            if let Some(p) = p
+                && !p.is_empty()
+                && !p.starts_with('/')
+            {
+                bad(key, format!("{key} {p:?} must be a JSON Pointer starting with '/'"));
             }
         }
         if out.ack.body_field.is_some() && out.ack.ack_codes.is_empty() {
@@ -317,6 +354,33 @@ fn validate_config(cfg: &Config, connectors: &[ConnectorConfig], paths: &Paths, 
             "admin.operator_token_sha256 must be 64 hex digits (make one with `wastehub keygen`)".into(),
         );
     }
+    let mut bad_connector = Vec::new();
+    for c in connectors {
+        let Some(out) = &c.outbound else { continue };
+        if out.retry_schedule.0.first().is_some_and(|d| !d.is_zero()) {
+            bad_connector.push(err(
+                &c.file,
+                line_in(&c.file, "retry_schedule"),
+                "outbound.retry_schedule must start with 0s: the first attempt is made as soon as the message is committed".into(),
+            ));
+        }
+        // A claimed delivery waits for the rate limit while its lease runs:
+        // the last of `concurrency` claims must go out well within the lease,
+        // or the claim expires and the message is sent twice.
+        if let Some(rl) = out.rate_limit {
+            let worst = out.concurrency as f64 / f64::from(rl.per_second.max(1)) + out.timeout.0.as_secs_f64();
+            if worst * 2.0 > cfg.delivery.lease.0.as_secs_f64() {
+                bad_connector.push(err(
+                    &c.file,
+                    line_in(&c.file, "rate_limit"),
+                    format!(
+                        "concurrency {} at {} requests/s plus timeout {} needs up to {:.0}s per claim; delivery.lease ({}) must be at least twice that",
+                        out.concurrency, rl.per_second, out.timeout, worst, cfg.delivery.lease
+                    ),
+                ));
+            }
+        }
+    }
     if let Some(slow) = connectors
         .iter()
         .filter_map(|c| c.outbound.as_ref().map(|o| (c, o.timeout)))
@@ -331,6 +395,7 @@ fn validate_config(cfg: &Config, connectors: &[ConnectorConfig], paths: &Paths, 
             ),
         );
     }
+    errors.extend(bad_connector);
 }
 
 /// Fills in `${VAR}` and `${VAR:-default}`. The value is escaped for a TOML
@@ -431,6 +496,11 @@ fn err(file: &str, line: Option<usize>, message: String) -> ConfigError {
     }
 }
 
+/// The line that sets `key` in the file at `path`.
+fn line_in(path: &str, key: &str) -> Option<usize> {
+    line_of_key(&std::fs::read_to_string(path).ok()?, key)
+}
+
 /// 1-based line of a byte offset.
 fn line_at(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -483,6 +553,78 @@ mod tests {
         assert_eq!(line_of_key(text, "url"), Some(4));
         assert_eq!(line_of_key(text, "outbound"), Some(3));
         assert_eq!(line_of_key(text, "nope"), None);
+    }
+
+    fn dir_with(connectors: &[(&str, &str)], config: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("connectors")).unwrap();
+        std::fs::write(d.path().join("wastehub.toml"), config).unwrap();
+        for (name, text) in connectors {
+            std::fs::write(d.path().join("connectors").join(format!("{name}.toml")), text).unwrap();
+        }
+        d
+    }
+
+    fn messages(d: &tempfile::TempDir, env: &BTreeMap<String, String>) -> String {
+        load_with(d.path(), env).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    }
+
+    const OUT: &str = "kind = \"http_json\"\n[outbound]\nurl = \"http://127.0.0.1:1/\"\n";
+
+    #[test]
+    fn refuses_a_schedule_that_delays_the_first_attempt() {
+        let d = dir_with(&[("a", &format!("name = \"a\"\n{OUT}retry_schedule = \"5s 1m\"\n"))], "");
+        let m = messages(&d, &BTreeMap::new());
+        assert!(m.contains("a.toml:5:") && m.contains("must start with 0s"), "{m}");
+    }
+
+    #[test]
+    fn refuses_a_rate_limit_that_outlasts_the_lease() {
+        let d = dir_with(
+            &[(
+                "a",
+                &format!("name = \"a\"\n{OUT}concurrency = 100\nrate_limit = {{ per_second = 1 }}\n"),
+            )],
+            "",
+        );
+        let m = messages(&d, &BTreeMap::new());
+        assert!(m.contains("a.toml:6:") && m.contains("delivery.lease"), "{m}");
+        let d = dir_with(
+            &[(
+                "a",
+                &format!("name = \"a\"\n{OUT}concurrency = 10\nrate_limit = {{ per_second = 50 }}\n"),
+            )],
+            "",
+        );
+        assert_eq!(messages(&d, &BTreeMap::new()), "");
+    }
+
+    #[test]
+    fn refuses_one_key_for_two_partners() {
+        let inbound = |n: &str| {
+            format!(
+                "name = \"{n}\"\nkind = \"http_json\"\n[inbound]\nsources = [\"urn:{n}\"]\napi_key_sha256 = [\"{}\"]\n",
+                "ab".repeat(32)
+            )
+        };
+        let d = dir_with(&[("a", &inbound("a")), ("b", &inbound("b"))], "");
+        let m = messages(&d, &BTreeMap::new());
+        assert!(m.contains("b.toml:5:") && m.contains("another partner"), "{m}");
+    }
+
+    #[test]
+    fn finds_the_line_of_a_bad_value_in_wastehub_toml() {
+        let d = dir_with(&[], "[server]\nnode_id = \"n\"\n\n[ingest]\nmax_backlog = \"lots\"\n");
+        let m = messages(&d, &BTreeMap::new());
+        assert!(m.contains("wastehub.toml:5:"), "{m}");
+    }
+
+    #[test]
+    fn blames_the_environment_for_a_bad_override() {
+        let d = dir_with(&[], "");
+        let env: BTreeMap<String, String> = [("WASTEHUB__INGEST__MAX_BACKLOG".to_string(), "many".to_string())].into();
+        let m = messages(&d, &env);
+        assert!(m.starts_with("env WASTEHUB__INGEST__MAX_BACKLOG:"), "{m}");
     }
 
     #[test]

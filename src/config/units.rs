@@ -149,7 +149,7 @@ impl RetrySchedule {
 impl Default for RetrySchedule {
     fn default() -> Self {
         // The schedule named in the delivery design: one immediate try, then
-        // backing off to ten hours, about 38 hours in all before a delivery is dead.
+        // backing off to ten hours: about 27.6 hours from the first attempt to the last.
         Self::parse("0s 5s 5m 30m 2h 5h 10h 10h").unwrap_or(Self(vec![Duration::ZERO]))
     }
 }

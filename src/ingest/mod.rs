@@ -168,13 +168,16 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
                         duplicate: a.duplicate,
                         error: None,
                     },
-                    Err(e) => BatchResult {
-                        index,
-                        status: e.status.as_u16(),
-                        receipt: None,
-                        duplicate: false,
-                        error: Some(e.body()),
-                    },
+                    Err(e) => {
+                        metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => "rejected").increment(1);
+                        BatchResult {
+                            index,
+                            status: e.status.as_u16(),
+                            receipt: None,
+                            duplicate: false,
+                            error: Some(e.body()),
+                        }
+                    }
                 })
                 .collect();
             Ok((StatusCode::OK, Json(BatchResponse { results })).into_response())

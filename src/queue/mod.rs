@@ -67,6 +67,7 @@ pub async fn run_maintenance(ctx: &MaintenanceContext) -> Result<(), crate::stor
         }
     }
     ctx.backlog.resync(&ctx.store).await?;
+    ctx.store.prune_job_queue().await?;
     Ok(())
 }
 

@@ -267,10 +267,16 @@ impl Store {
         let cutoff = if all { i64::MAX } else { now };
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
-            let rows = sqlx::query("SELECT id, attempts, lease_owner FROM deliveries WHERE status = 'in_flight' AND lease_until < $1")
-                .bind(cutoff)
-                .fetch_all(&mut *tx)
-                .await?;
+            // One statement decides which claims are reaped, so two processes
+            // reaping at once cannot both record the same interruption.
+            let rows = sqlx::query(
+                "UPDATE deliveries SET status = 'retrying', due_at = $1, lease_until = NULL, last_error = 'interrupted', updated_at = $1 \
+                 WHERE status = 'in_flight' AND lease_until < $2 RETURNING id, attempts, lease_owner",
+            )
+            .bind(now)
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
             for r in &rows {
                 let id: String = r.try_get("id")?;
                 let attempts: i64 = r.try_get("attempts")?;
@@ -284,14 +290,6 @@ impl Store {
                 .bind(attempts)
                 .bind(now)
                 .bind(owner.unwrap_or_default())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE deliveries SET status = 'retrying', due_at = $1, lease_owner = NULL, lease_until = NULL, \
-                        last_error = 'interrupted', updated_at = $1 WHERE id = $2 AND status = 'in_flight'",
-                )
-                .bind(now)
-                .bind(&id)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -379,14 +377,24 @@ impl Store {
         })?)
     }
 
-    /// The earliest due time among waiting deliveries of `destination`.
-    pub async fn next_due(&self, destination: &str) -> Result<Option<Millis>> {
-        Ok(on_read!(self, |p| {
-            sqlx::query_scalar("SELECT MIN(due_at) FROM deliveries WHERE destination = $1 AND status IN ('pending', 'retrying')")
-                .bind(destination)
-                .fetch_one(p)
-                .await
-        })?)
+    /// Deletes finished job-queue rows older than a day. apalis keeps every
+    /// finished job otherwise: one per maintenance tick per process. (These
+    /// are apalis's tables; the statements follow its own vacuum query.)
+    pub async fn prune_job_queue(&self) -> Result<u64> {
+        match &self.db {
+            super::Db::Postgres(p) => Ok(sqlx::query(
+                "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Killed', 'Failed') AND done_at < now() - interval '1 day'",
+            )
+            .execute(p)
+            .await?
+            .rows_affected()),
+            super::Db::Sqlite { jobs, .. } => Ok(sqlx::query(
+                "DELETE FROM Jobs WHERE status IN ('Done', 'Killed', 'Failed') AND run_at < datetime('now', '-86400 seconds')",
+            )
+            .execute(jobs)
+            .await?
+            .rows_affected()),
+        }
     }
 }
 

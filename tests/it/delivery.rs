@@ -183,3 +183,19 @@ async fn replay_revives_dead_deliveries_one_or_by_filter() {
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn concurrency_cap_bounds_requests_in_flight() {
+    let p = FakePartner::scripted(|_, _| Reply::status(200).delay(Duration::from_millis(150))).await;
+    let app = TestApp::spawn(HubSpec::new().destination("capped", &p.url, "\"manifest-*\"", "concurrency = 2")).await;
+    for n in 0..8 {
+        app.accept(&manifest(n, &format!("c{n}"))).await;
+    }
+    let done = crate::support::eventually(Duration::from_secs(15), || async { p.accepted().len() == 8 }).await;
+    assert!(done, "all 8 delivered");
+    assert_eq!(
+        p.max_concurrent(),
+        2,
+        "8 subjects were ready at once, but at most 2 requests may be in flight"
+    );
+}

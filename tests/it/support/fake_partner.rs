@@ -1,6 +1,7 @@
 //! A fake partner: an axum server on port 0 that records every request and
 //! answers as the test scripts it (Svix `TestReceiver` style).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,8 @@ type Script = Arc<dyn Fn(&Request, usize) -> Reply + Send + Sync>;
 struct St {
     log: Arc<Mutex<Vec<Request>>>,
     script: Arc<Mutex<Script>>,
+    inflight: Arc<AtomicUsize>,
+    max_inflight: Arc<AtomicUsize>,
 }
 
 /// A running fake partner.
@@ -89,9 +92,15 @@ pub struct FakePartner {
     pub url: String,
     log: Arc<Mutex<Vec<Request>>>,
     script: Arc<Mutex<Script>>,
+    max_inflight: Arc<AtomicUsize>,
 }
 
 impl FakePartner {
+    /// The most requests this partner was answering at the same time.
+    pub fn max_concurrent(&self) -> usize {
+        self.max_inflight.load(Ordering::SeqCst)
+    }
+
     /// Starts a partner that answers 200 `{"code":"0000"}` to everything.
     pub async fn start() -> Self {
         Self::scripted(|_, _| Reply::status(200)).await
@@ -103,14 +112,23 @@ impl FakePartner {
         let url = format!("http://{}/in", listener.local_addr().expect("addr"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Mutex<Script>> = Arc::new(Mutex::new(Arc::new(script)));
-        let app = Router::new().route("/in", any(handle)).with_state(St {
+        let max_inflight = Arc::new(AtomicUsize::new(0));
+        let st = St {
             log: log.clone(),
             script: script.clone(),
-        });
+            inflight: Arc::default(),
+            max_inflight: max_inflight.clone(),
+        };
+        let app = Router::new().route("/in", any(handle)).with_state(st);
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { url, log, script }
+        Self {
+            url,
+            log,
+            script,
+            max_inflight,
+        }
     }
 
     /// Replaces the script (e.g. end an outage).
@@ -141,9 +159,12 @@ async fn handle(State(st): State<St>, headers: HeaderMap, body: Bytes) -> Respon
     let index = st.log.lock().expect("lock").len();
     let script = st.script.lock().expect("lock").clone();
     let reply = script(&req, index);
+    let now = st.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+    st.max_inflight.fetch_max(now, Ordering::SeqCst);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    st.inflight.fetch_sub(1, Ordering::SeqCst);
     req.status = reply.status;
     st.log.lock().expect("lock").push(req);
     let mut resp = (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK), reply.body).into_response();
