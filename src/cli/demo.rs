@@ -165,19 +165,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("the hub did not become ready")
+    super::wait_until_ok(client, &format!("{base}/readyz")).await
 }
 
 /// Sends a realistic mix: each manifest is created, updated and tracked in

@@ -99,6 +99,17 @@ pub fn check(dir: &Path) -> usize {
     }
 }
 
+/// Polls `url` every 50 ms until it answers 2xx, for at most 30 s.
+pub async fn wait_until_ok(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if client.get(url).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{url} did not answer within 30 s")
+}
+
 /// `wastehub keygen`: a new random key and the digest to configure.
 pub fn keygen() {
     let (key, digest) = crate::ingest::auth::generate_key();

@@ -76,6 +76,23 @@ async fn handle(job: MaintenanceJob, ctx: Data<MaintenanceContext>) -> Result<()
     run_maintenance(&ctx).await.map_err(|e| Box::new(e) as BoxDynError)
 }
 
+/// Runs an apalis worker until `stop`; a macro because the worker's type
+/// differs per backend and is not worth spelling out.
+macro_rules! run_worker {
+    ($worker:expr, $stop:expr) => {{
+        let (worker, stop) = ($worker, $stop);
+        async move {
+            let signal = async move {
+                stop.cancelled().await;
+                Ok::<(), std::io::Error>(())
+            };
+            if let Err(e) = worker.run_until(signal).await {
+                tracing::warn!(error = %e, "Maintenance worker stopped with an error.");
+            }
+        }
+    }};
+}
+
 /// Starts the maintenance ticker and worker; both stop on `stop`.
 pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationToken, tasks: &mut JoinSet<()>) -> Result<(), QueueError> {
     let every = every.max(Duration::from_secs(1));
@@ -86,17 +103,7 @@ pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationT
         let storage: SqliteStorage<MaintenanceJob> = SqliteStorage::new(&pool).with_config(cfg);
         tasks.spawn(ticker(storage.clone(), every, stop.clone()));
         let worker = WorkerBuilder::new("wastehub-maintenance").backend(storage).data(ctx).build(handle);
-        tasks.spawn(async move {
-            if let Err(e) = worker
-                .run_until(async move {
-                    stop.cancelled().await;
-                    Ok::<(), std::io::Error>(())
-                })
-                .await
-            {
-                tracing::warn!(error = %e, "Maintenance worker stopped with an error.");
-            }
-        });
+        tasks.spawn(run_worker!(worker, stop));
     } else if let Some(pool) = ctx.store.postgres_pool().cloned() {
         use apalis_postgres::{Config, PostgresStorage};
         // Not `PostgresStorage::setup`: its migrator would refuse the hub's
@@ -111,17 +118,7 @@ pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationT
             .backend(storage)
             .data(ctx)
             .build(handle);
-        tasks.spawn(async move {
-            if let Err(e) = worker
-                .run_until(async move {
-                    stop.cancelled().await;
-                    Ok::<(), std::io::Error>(())
-                })
-                .await
-            {
-                tracing::warn!(error = %e, "Maintenance worker stopped with an error.");
-            }
-        });
+        tasks.spawn(run_worker!(worker, stop));
     }
     Ok(())
 }

@@ -161,7 +161,15 @@ impl Store {
     /// Outcomes are written with a few multi-row statements; only failures
     /// and recoveries touch the rest of their lane (hold / release).
     pub async fn complete(&self, batch: &[Completion], node: &str, now: Millis) -> Result<()> {
-        let keys = lane_keys(batch.iter().map(|c| (c.destination.as_str(), c.subject.as_str())));
+        // Only outcomes that hold or release their lane must be serialised
+        // with inserts into it; a first attempt that succeeds changes nothing
+        // another writer decides on, so the happy path takes no lane lock.
+        let keys = lane_keys(
+            batch
+                .iter()
+                .filter(|c| touches_lane(c))
+                .map(|c| (c.destination.as_str(), c.subject.as_str())),
+        );
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
             tx.lock_lanes(&keys).await?;
@@ -169,13 +177,13 @@ impl Store {
             for chunk in batch.chunks(COMPLETION_ROWS) {
                 let n = chunk.len() * 6;
                 let sql = format!(
-                    "WITH v (id, status, active, due_at, receipt, last_error) AS ({}) \
+                    "WITH v AS ({}) \
                      UPDATE deliveries SET status = v.status, active = v.active, due_at = COALESCE(v.due_at, deliveries.due_at), \
                         receipt = COALESCE(v.receipt, deliveries.receipt), last_error = v.last_error, \
                         lease_owner = NULL, lease_until = NULL, updated_at = ${} \
                      FROM v WHERE deliveries.id = v.id AND deliveries.status = 'in_flight' AND deliveries.lease_owner = ${} \
                      RETURNING deliveries.id",
-                    outcome_rows(chunk.len()),
+                    super::typed_rows(chunk.len(), &OUTCOME_COLUMNS),
                     n + 1,
                     n + 2
                 );
@@ -222,7 +230,7 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-            for c in batch.iter().filter(|c| updated.contains(c.delivery_id.as_str())) {
+            for c in batch.iter().filter(|c| touches_lane(c) && updated.contains(c.delivery_id.as_str())) {
                 match &c.outcome {
                     // Those behind a failing delivery wait visibly.
                     CompletionOutcome::Retry { .. } => {
@@ -411,22 +419,18 @@ fn columns(c: &Completion) -> (&'static str, i64, Option<Millis>, Option<&str>, 
     }
 }
 
-/// Typed rows for the completion CTE (see `messages::select_rows` for why
-/// not VALUES).
-fn outcome_rows(n: usize) -> String {
-    (0..n)
-        .map(|r| {
-            let b = r * 6;
-            format!(
-                "SELECT CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT)",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+/// Whether a completion holds (a retry) or releases (the end of a retried
+/// delivery) the rest of its lane.
+fn touches_lane(c: &Completion) -> bool {
+    matches!(c.outcome, CompletionOutcome::Retry { .. }) || c.attempt > 1
 }
+
+/// The typed columns of an outcome row in the completion CTE.
+const OUTCOME_COLUMNS: [(&str, &str); 6] = [
+    ("id", "TEXT"),
+    ("status", "TEXT"),
+    ("active", "BIGINT"),
+    ("due_at", "BIGINT"),
+    ("receipt", "TEXT"),
+    ("last_error", "TEXT"),
+];

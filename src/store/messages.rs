@@ -185,7 +185,7 @@ impl Store {
                 let sql = format!(
                     "INSERT INTO deliveries (id, message_id, destination, subject, status, due_at, active, attempts, created_at, updated_at) \
                      SELECT id, message_id, destination, subject, status, due_at, 1, 0, due_at, due_at FROM ({}) AS v ORDER BY ord",
-                    select_rows(chunk.len())
+                    super::typed_rows(chunk.len(), &DELIVERY_COLUMNS)
                 );
                 let mut q = sqlx::query(self.sql(&sql));
                 for (id, m, dest, status) in chunk {
@@ -295,6 +295,16 @@ impl Store {
 /// Messages per multi-row INSERT (11 parameters each, well under SQLite's
 /// 32,766 and PostgreSQL's 65,535 parameter limits).
 const MESSAGE_ROWS: usize = 256;
+/// The typed columns of a new delivery row.
+const DELIVERY_COLUMNS: [(&str, &str); 6] = [
+    ("id", "TEXT"),
+    ("message_id", "TEXT"),
+    ("destination", "TEXT"),
+    ("subject", "TEXT"),
+    ("status", "TEXT"),
+    ("due_at", "BIGINT"),
+];
+
 /// Deliveries per multi-row INSERT (6 parameters each; SQLite allows at
 /// most 500 terms in one compound SELECT).
 const DELIVERY_ROWS: usize = 250;
@@ -305,29 +315,6 @@ fn rows(n: usize, k: usize) -> String {
         .map(|r| format!("({})", super::placeholders(r * k + 1, k)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Delivery rows as a `SELECT … UNION ALL SELECT …` with named, typed
-/// columns: PostgreSQL cannot infer parameter types inside a bare VALUES
-/// list, and SQLite cannot name VALUES columns; this form works in both.
-/// `ord` (a literal position) fixes the insertion order, hence `seq`.
-fn select_rows(n: usize) -> String {
-    (0..n)
-        .map(|r| {
-            let b = r * 6;
-            format!(
-                "SELECT CAST(${} AS TEXT) AS id, CAST(${} AS TEXT) AS message_id, CAST(${} AS TEXT) AS destination, \
-                 CAST(${} AS TEXT) AS subject, CAST(${} AS TEXT) AS status, CAST(${} AS BIGINT) AS due_at, {r} AS ord",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
 }
 
 fn dedup<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -342,6 +329,6 @@ mod tests {
     #[test]
     fn row_placeholders_number_across_rows() {
         assert_eq!(super::rows(2, 2), "($1, $2), ($3, $4)");
-        assert!(super::select_rows(2).contains("CAST($12 AS BIGINT) AS due_at"));
+        assert!(super::super::typed_rows(2, &super::DELIVERY_COLUMNS).contains("CAST($12 AS BIGINT) AS due_at"));
     }
 }

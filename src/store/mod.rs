@@ -245,6 +245,26 @@ fn positional(sql: &str) -> Option<String> {
     Some(out)
 }
 
+/// `n` rows of typed, named columns as `SELECT … UNION ALL SELECT …`, with
+/// numbered placeholders. PostgreSQL cannot infer parameter types inside a
+/// bare VALUES list, and SQLite cannot name VALUES columns; this form works
+/// in both. Each row also gets `<r> AS ord`, its position, for ordering.
+/// SQLite allows at most 500 terms in one compound SELECT.
+pub(crate) fn typed_rows(n: usize, columns: &[(&str, &str)]) -> String {
+    let k = columns.len();
+    (0..n)
+        .map(|r| {
+            let cols: Vec<String> = columns
+                .iter()
+                .enumerate()
+                .map(|(c, (name, ty))| format!("CAST(${} AS {ty}) AS {name}", r * k + c + 1))
+                .collect();
+            format!("SELECT {}, {r} AS ord", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
 /// `$first, $first+1, …` for `n` values: an IN list for either backend.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -261,6 +281,15 @@ mod tests {
         assert_eq!(super::positional("a = $1 OR b = $1"), None);
         assert_eq!(super::positional("a = $2"), None);
         assert_eq!(super::positional("x").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn typed_rows_number_across_rows() {
+        let sql = super::typed_rows(2, &[("id", "TEXT"), ("at", "BIGINT")]);
+        assert_eq!(
+            sql,
+            "SELECT CAST($1 AS TEXT) AS id, CAST($2 AS BIGINT) AS at, 0 AS ord UNION ALL SELECT CAST($3 AS TEXT) AS id, CAST($4 AS BIGINT) AS at, 1 AS ord"
+        );
     }
 
     #[test]

@@ -128,3 +128,52 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
     // is not checkable here (acceptance order across 8 senders is the hub's);
     // the ordering tests cover it. Duplicates are allowed (at-least-once).
 }
+
+#[tokio::test]
+async fn sigterm_finishes_the_attempt_in_flight_and_exits_0() {
+    let partner = FakePartner::scripted(|_, _| Reply::status(200).delay(Duration::from_millis(1500))).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let database = fresh_database(dir.path()).await;
+    let (key, key_sha) = wastehub::ingest::auth::generate_key();
+    let (_, op_sha) = wastehub::ingest::auth::generate_key();
+    let spec = HubSpec::new()
+        .destination("slow", &partner.url, "\"manifest-*\"", "")
+        .config("[server]\nshutdown_grace = \"10s\"");
+    write_config_dir(dir.path(), &database, &key_sha, &op_sha, &spec);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut child = start(dir.path(), port);
+    assert!(wait_ready(&client, &base).await, "hub started");
+    let r = client
+        .post(format!("{base}/api/v1/messages"))
+        .bearer_auth(&key)
+        .header("content-type", "application/cloudevents+json")
+        .body(manifest(1, "term-1").to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 202);
+    // The partner is now answering slowly; stop the hub in the middle of it.
+    assert!(
+        eventually(Duration::from_secs(5), || async { partner_busy(&partner) }).await,
+        "the attempt started"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "exit code after SIGTERM");
+    assert_eq!(partner.accepted().len(), 1, "the attempt in flight was finished before exit");
+}
+
+/// True while the partner is answering a request (it logs a request only
+/// when its answer is sent).
+fn partner_busy(p: &FakePartner) -> bool {
+    p.max_concurrent() > 0
+}

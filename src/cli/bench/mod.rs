@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// afterwards); default: a fresh SQLite file in a temporary folder.
     #[arg(long)]
     database: Option<String>,
+    /// Destinations each message is routed to (0-2). 0 measures ingest
+    /// alone; the standard workload uses 2.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    destinations: u8,
     /// Rate of the accept-latency phase, messages per second.
     #[arg(long, default_value_t = 1_000)]
     rate: u32,
@@ -196,25 +200,15 @@ async fn standard_run(
 
     // 3. The hub.
     say(format!(
-        "3/4 hub: {n} events over {} subjects, {} connections, two destinations…",
-        args.subjects, args.connections
+        "3/4 hub: {n} events over {} subjects, {} connections, {} destination(s)…",
+        args.subjects, args.connections, args.destinations
     ));
-    let (key, hub_dir) = write_hub_config(dir, schemas, database, &receiver.url("/a"), &receiver.url("/b"), u64::from(n) * 4)?;
-    let port = free_port()?;
-    let mut hub = spawn(
-        exe,
-        &[
-            "serve",
-            "--config",
-            &hub_dir.display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )?;
-    wait_ready(port).await?;
-    let url = format!("http://127.0.0.1:{port}/api/v1/messages");
+    let (url_a, url_b) = (receiver.url("/a"), receiver.url("/b"));
+    let all = [("a", url_a.as_str()), ("b", url_b.as_str())];
+    let destinations = &all[..usize::from(args.destinations)];
+    let (mut hub, url, key) = start_hub(exe, dir, schemas, database, destinations, u64::from(n) * 4).await?;
     let mut main = load::run(&url, &key, n, args.subjects, args.connections, None, body.clone()).await;
-    let want = main.accepted_at.len() * 2;
+    let want = main.accepted_at.len() * usize::from(args.destinations);
     let drain_started = Instant::now();
     loop {
         let got = receiver.record.lock().map(|r| r.accepted.len()).unwrap_or(0);
@@ -244,6 +238,7 @@ async fn standard_run(
     Ok(Report::standard(report::Inputs {
         backend: backend.to_string(),
         messages: n,
+        destinations: args.destinations,
         subjects: args.subjects,
         connections: args.connections,
         event_bytes,
@@ -268,20 +263,7 @@ async fn backlog_run(
 ) -> anyhow::Result<Report> {
     // Port 9 (discard) has no listener here: every attempt is refused at once.
     let down = "http://127.0.0.1:9/down";
-    let (key, hub_dir) = write_hub_config(dir, schemas, database, down, down, u64::from(n) * 4)?;
-    let port = free_port()?;
-    let mut hub = spawn(
-        exe,
-        &[
-            "serve",
-            "--config",
-            &hub_dir.display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )?;
-    wait_ready(port).await?;
-    let url = format!("http://127.0.0.1:{port}/api/v1/messages");
+    let (mut hub, url, key) = start_hub(exe, dir, schemas, database, &[("a", down), ("b", down)], u64::from(n) * 4).await?;
     let result = load::run(&url, &key, n, args.subjects, args.connections, None, body).await;
     let peak = peak_rss_kib(&hub).unwrap_or(0);
     stop_child(&mut hub);
@@ -293,7 +275,31 @@ async fn backlog_run(
     ))
 }
 
-fn write_hub_config(dir: &Path, schemas: &Path, database: &str, a: &str, b: &str, max_backlog: u64) -> anyhow::Result<(String, PathBuf)> {
+/// Writes the hub's config and starts `wastehub serve` on a free port;
+/// returns the process, the ingest URL and the partner key.
+async fn start_hub(
+    exe: &Path,
+    dir: &Path,
+    schemas: &Path,
+    database: &str,
+    destinations: &[(&str, &str)],
+    max_backlog: u64,
+) -> anyhow::Result<(Child, String, String)> {
+    let (key, hub_dir) = write_hub_config(dir, schemas, database, destinations, max_backlog)?;
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let hub = spawn(exe, &["serve", "--config", &hub_dir.display().to_string(), "--listen", &listen])?;
+    wait_ready(port).await?;
+    Ok((hub, format!("http://{listen}/api/v1/messages"), key))
+}
+
+fn write_hub_config(
+    dir: &Path,
+    schemas: &Path,
+    database: &str,
+    destinations: &[(&str, &str)],
+    max_backlog: u64,
+) -> anyhow::Result<(String, PathBuf)> {
     let hub = dir.join("hub");
     std::fs::create_dir_all(hub.join("connectors"))?;
     let (key, key_sha) = generate_key();
@@ -310,7 +316,7 @@ fn write_hub_config(dir: &Path, schemas: &Path, database: &str, a: &str, b: &str
         hub.join("connectors/bench.toml"),
         format!("name = \"bench\"\nkind = \"http_json\"\n[inbound]\nsources = [\"urn:bench:load\"]\napi_key_sha256 = [\"{key_sha}\"]\n"),
     )?;
-    for (name, url) in [("a", a), ("b", b)] {
+    for (name, url) in destinations {
         std::fs::write(
             hub.join(format!("connectors/{name}.toml")),
             format!(
@@ -349,20 +355,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 async fn wait_ready(port: u16) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    for _ in 0..600 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("the process on port {port} did not become ready")
+    super::wait_until_ok(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}/healthz")).await
 }
 
 /// The peak resident set (VmHWM) of a child process, in KiB (Linux).

@@ -13,6 +13,7 @@ use crate::sim::receiver::Record;
 pub struct Inputs<'a> {
     pub backend: String,
     pub messages: u32,
+    pub destinations: u8,
     pub subjects: u32,
     pub connections: u32,
     pub event_bytes: usize,
@@ -36,6 +37,8 @@ pub struct Report {
     pub messages: u32,
     /// Messages answered 202.
     pub accepted: usize,
+    /// Destinations per message.
+    pub destinations: u8,
     /// Distinct subjects.
     pub subjects: u32,
     /// Connections.
@@ -130,7 +133,7 @@ impl Report {
                 last_seq.insert(key, seq);
             }
         }
-        let paths: HashSet<&str> = ["/a", "/b"].into_iter().collect();
+        let paths: HashSet<&str> = ["/a", "/b"].into_iter().take(usize::from(i.destinations)).collect();
         let lost = accepted_ids
             .iter()
             .map(|id| paths.iter().filter(|p| !first.contains(&(**p, id.as_str()))).count())
@@ -143,6 +146,7 @@ impl Report {
             backend: i.backend,
             messages: i.messages,
             accepted: i.main.accepted_at.len(),
+            destinations: i.destinations,
             subjects: i.subjects,
             connections: i.connections,
             event_bytes: i.event_bytes,
@@ -171,6 +175,7 @@ impl Report {
             backend: String::new(),
             messages,
             accepted,
+            destinations: 2,
             subjects: 0,
             connections: 0,
             event_bytes: 0,
@@ -202,7 +207,7 @@ impl Report {
         }
         let p = |x: &Percentiles| format!("p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms", x.p50, x.p95, x.p99);
         format!(
-            "wastehub bench ({backend}): {m} events of {b} bytes over {s} subjects, {c} connections, 2 destinations\n\
+            "wastehub bench ({backend}): {m} events of {b} bytes over {s} subjects, {c} connections, {d} destination(s)\n\
              accepted          {acc}/{m} at {aps:.0}/s  ({rh:.2} of the HTTP ceiling {hc:.0}/s, {rs:.2} of the storage ceiling {sc:.0}/s)\n\
              delivered         {dps:.0}/s sustained\n\
              end-to-end        {e2e}\n\
@@ -211,6 +216,7 @@ impl Report {
              lost {lost} · duplicates {dup} · order violations {ov} · refused {refused:?}",
             backend = self.backend,
             m = self.messages,
+            d = self.destinations,
             b = self.event_bytes,
             s = self.subjects,
             c = self.connections,
