@@ -99,21 +99,25 @@ impl Store {
             "UPDATE deliveries SET status = 'in_flight', lease_owner = $1, lease_until = $2, \
                 attempts = attempts + 1, updated_at = $3 \
              WHERE seq IN (SELECT d.seq FROM deliveries d \
-                WHERE d.destination = $4 AND d.status IN ('pending', 'retrying') AND d.due_at <= $3 \
+                WHERE d.destination = $4 AND d.head = 1 AND d.status IN ('pending', 'retrying') AND d.due_at <= $3 \
                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.destination = d.destination \
                     AND e.subject = d.subject AND e.active = 1 AND e.seq < d.seq) \
                 ORDER BY d.due_at, d.seq LIMIT $5 {lock}) \
              RETURNING id, message_id, subject, attempts"
         );
         let rows: Vec<(String, String, String, i64)> = on_write!(self, |p| {
-            sqlx::query_as(self.sql(&sql))
+            let mut tx = p.begin().await?;
+            tx.prefer_indexes().await?;
+            let rows = sqlx::query_as(self.sql(&sql))
                 .bind(node)
                 .bind(lease_until)
                 .bind(now)
                 .bind(destination)
                 .bind(limit as i64)
-                .fetch_all(p)
-                .await
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(rows)
         })?;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -172,13 +176,15 @@ impl Store {
         );
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
+            tx.prefer_indexes().await?;
             tx.lock_lanes(&keys).await?;
             let mut updated: HashSet<String> = HashSet::with_capacity(batch.len());
             for chunk in batch.chunks(COMPLETION_ROWS) {
                 let n = chunk.len() * 6;
                 let sql = format!(
                     "WITH v AS ({}) \
-                     UPDATE deliveries SET status = v.status, active = v.active, due_at = COALESCE(v.due_at, deliveries.due_at), \
+                     UPDATE deliveries SET status = v.status, active = v.active, head = CASE WHEN v.active = 0 THEN 0 ELSE deliveries.head END, \
+                        due_at = COALESCE(v.due_at, deliveries.due_at), \
                         receipt = COALESCE(v.receipt, deliveries.receipt), last_error = v.last_error, \
                         lease_owner = NULL, lease_until = NULL, updated_at = ${} \
                      FROM v WHERE deliveries.id = v.id AND deliveries.status = 'in_flight' AND deliveries.lease_owner = ${} \
@@ -262,6 +268,25 @@ impl Store {
                     _ => {}
                 }
             }
+            // A finished delivery hands its lane to the next active one.
+            let finished: Vec<(&str, &str)> = batch
+                .iter()
+                .filter(|c| !matches!(c.outcome, CompletionOutcome::Retry { .. }) && updated.contains(c.delivery_id.as_str()))
+                .map(|c| (c.destination.as_str(), c.subject.as_str()))
+                .collect();
+            for chunk in finished.chunks(COMPLETION_ROWS) {
+                let sql = format!(
+                    "UPDATE deliveries SET head = 1 WHERE seq IN (SELECT MIN(d.seq) FROM deliveries d \
+                     JOIN ({}) AS l ON d.destination = l.destination AND d.subject = l.subject \
+                     WHERE d.active = 1 GROUP BY d.destination, d.subject)",
+                    super::typed_rows(chunk.len(), &LANE_COLUMNS)
+                );
+                let mut q = sqlx::query(self.sql(&sql));
+                for (d, s) in chunk {
+                    q = q.bind(*d).bind(*s);
+                }
+                q.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -312,7 +337,7 @@ impl Store {
     pub async fn replay_delivery(&self, id: &DeliveryId, now: Millis) -> Result<Option<bool>> {
         on_write!(self, |p| {
             let n = sqlx::query(
-                "UPDATE deliveries SET status = 'pending', active = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
+                "UPDATE deliveries SET status = 'pending', active = 1, head = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
                  WHERE id = $2 AND status IN ('dead', 'delivered')",
             )
             .bind(now)
@@ -334,7 +359,7 @@ impl Store {
     /// Revives every dead delivery matching `f`; returns how many.
     pub async fn replay_dead(&self, f: &ReplayFilter, now: Millis) -> Result<u64> {
         let mut sql = String::from(
-            "UPDATE deliveries SET status = 'pending', active = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
+            "UPDATE deliveries SET status = 'pending', active = 1, head = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
              WHERE status = 'dead'",
         );
         let mut texts: Vec<String> = Vec::new();
@@ -424,6 +449,9 @@ fn columns(c: &Completion) -> (&'static str, i64, Option<Millis>, Option<&str>, 
 fn touches_lane(c: &Completion) -> bool {
     matches!(c.outcome, CompletionOutcome::Retry { .. }) || c.attempt > 1
 }
+
+/// The typed columns of a lane.
+const LANE_COLUMNS: [(&str, &str); 2] = [("destination", "TEXT"), ("subject", "TEXT")];
 
 /// The typed columns of an outcome row in the completion CTE.
 const OUTCOME_COLUMNS: [(&str, &str); 6] = [

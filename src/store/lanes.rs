@@ -4,6 +4,9 @@
 //! delivery's `held`/`pending` decision and a finished delivery's hold or
 //! release never miss each other. SQLite has one writer, so it needs nothing.
 //!
+//! The same trait sets the planner hint these transactions need on
+//! PostgreSQL ([`LaneLocks::prefer_indexes`]).
+//!
 //! Every transaction takes its locks up front, in ascending key order, which
 //! rules out deadlocks between the lock takers.
 
@@ -31,15 +34,31 @@ pub fn lane_keys<'a>(lanes: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<i64
 pub(crate) trait LaneLocks {
     /// Blocks until every lane in `keys` (sorted) is locked by this transaction.
     async fn lock_lanes(&mut self, keys: &[i64]) -> Result<(), sqlx::Error>;
+
+    /// Makes the rest of this transaction use indexes whatever the table
+    /// statistics say. A new store's tables grow from empty faster than
+    /// autovacuum re-analyses them, and PostgreSQL then plans sequential
+    /// scans (and nested loops over them) for the claim and the lane checks,
+    /// which turns each claim quadratic. Every statement of these
+    /// transactions has an index made for it.
+    async fn prefer_indexes(&mut self) -> Result<(), sqlx::Error>;
 }
 
 impl LaneLocks for SqliteConnection {
     async fn lock_lanes(&mut self, _keys: &[i64]) -> Result<(), sqlx::Error> {
         Ok(())
     }
+
+    async fn prefer_indexes(&mut self) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }
 
 impl LaneLocks for PgConnection {
+    async fn prefer_indexes(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("SET LOCAL enable_seqscan = off").execute(self).await.map(|_| ())
+    }
+
     async fn lock_lanes(&mut self, keys: &[i64]) -> Result<(), sqlx::Error> {
         if keys.is_empty() {
             return Ok(());

@@ -2,7 +2,7 @@
 //! and one delivery row per destination in ONE transaction, duplicate
 //! detection on (source, source event id), and pruning.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use sqlx::Row;
@@ -108,6 +108,7 @@ impl Store {
         let subjects: Vec<&str> = dedup(lanes.iter().map(|l| l.1));
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
+            tx.prefer_indexes().await?;
             tx.lock_lanes(&keys).await?;
             // 1. Messages; duplicates (also within the batch) are skipped.
             let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
@@ -134,28 +135,35 @@ impl Store {
                 }
                 inserted.extend(q.fetch_all(&mut *tx).await?);
             }
-            // 2. Lanes whose head is failing: new deliveries there wait visibly
-            //    (`held`). The claim enforces the order either way.
-            let mut failing: HashSet<(String, String)> = HashSet::new();
+            // 2. The lanes that already have active deliveries, and whether
+            //    one of them is failing. A new delivery into an empty lane is
+            //    its lane's head (the one the claim may take); one behind a
+            //    failing delivery waits visibly (`held`).
+            let mut busy: HashMap<(String, String), bool> = HashMap::new();
             if !lanes.is_empty() {
                 let sql = format!(
-                    "SELECT DISTINCT destination, subject FROM deliveries WHERE active = 1 AND status IN ('retrying', 'held') \
-                     AND destination IN ({}) AND subject IN ({})",
+                    "SELECT destination, subject, MAX(CASE WHEN status IN ('retrying', 'held') THEN 1 ELSE 0 END) \
+                     FROM deliveries WHERE active = 1 AND destination IN ({}) AND subject IN ({}) GROUP BY destination, subject",
                     super::placeholders(1, destinations.len()),
                     super::placeholders(destinations.len() + 1, subjects.len())
                 );
-                let mut q = sqlx::query_as::<_, (String, String)>(self.sql(&sql));
+                let mut q = sqlx::query_as::<_, (String, String, i64)>(self.sql(&sql));
                 for d in &destinations {
                     q = q.bind(*d);
                 }
                 for s in &subjects {
                     q = q.bind(*s);
                 }
-                failing.extend(q.fetch_all(&mut *tx).await?);
+                busy.extend(
+                    q.fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .map(|(d, s, failing)| ((d, s), failing > 0)),
+                );
             }
             // 3. Deliveries, in message order.
             let mut out = Vec::with_capacity(batch.len());
-            let mut rows_to_insert: Vec<(DeliveryId, &NewMessage, &str, &'static str)> = Vec::new();
+            let mut rows_to_insert: Vec<(DeliveryId, &NewMessage, &str, &'static str, i64)> = Vec::new();
             for m in batch {
                 if !inserted.contains(m.id.as_str()) {
                     out.push(None);
@@ -164,12 +172,13 @@ impl Store {
                 let mut deliveries = Vec::with_capacity(m.destinations.len());
                 for dest in &m.destinations {
                     let id = DeliveryId::generate();
-                    let status = if failing.contains(&(dest.clone(), m.subject.clone())) {
-                        "held"
-                    } else {
-                        "pending"
+                    let (status, head) = match busy.get(&(dest.clone(), m.subject.clone())) {
+                        None => ("pending", 1),
+                        Some(false) => ("pending", 0),
+                        Some(true) => ("held", 0),
                     };
-                    rows_to_insert.push((id.clone(), m, dest.as_str(), status));
+                    busy.entry((dest.clone(), m.subject.clone())).or_insert(false);
+                    rows_to_insert.push((id.clone(), m, dest.as_str(), status, head));
                     deliveries.push(ReceiptDelivery {
                         id,
                         destination: dest.clone(),
@@ -183,19 +192,20 @@ impl Store {
             }
             for chunk in rows_to_insert.chunks(DELIVERY_ROWS) {
                 let sql = format!(
-                    "INSERT INTO deliveries (id, message_id, destination, subject, status, due_at, active, attempts, created_at, updated_at) \
-                     SELECT id, message_id, destination, subject, status, due_at, 1, 0, due_at, due_at FROM ({}) AS v ORDER BY ord",
+                    "INSERT INTO deliveries (id, message_id, destination, subject, status, due_at, head, active, attempts, created_at, updated_at) \
+                     SELECT id, message_id, destination, subject, status, due_at, head, 1, 0, due_at, due_at FROM ({}) AS v ORDER BY ord",
                     super::typed_rows(chunk.len(), &DELIVERY_COLUMNS)
                 );
                 let mut q = sqlx::query(self.sql(&sql));
-                for (id, m, dest, status) in chunk {
+                for (id, m, dest, status, head) in chunk {
                     q = q
                         .bind(id.as_str())
                         .bind(m.id.as_str())
                         .bind(*dest)
                         .bind(&m.subject)
                         .bind(*status)
-                        .bind(now);
+                        .bind(now)
+                        .bind(*head);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -296,16 +306,17 @@ impl Store {
 /// 32,766 and PostgreSQL's 65,535 parameter limits).
 const MESSAGE_ROWS: usize = 256;
 /// The typed columns of a new delivery row.
-const DELIVERY_COLUMNS: [(&str, &str); 6] = [
+const DELIVERY_COLUMNS: [(&str, &str); 7] = [
     ("id", "TEXT"),
     ("message_id", "TEXT"),
     ("destination", "TEXT"),
     ("subject", "TEXT"),
     ("status", "TEXT"),
     ("due_at", "BIGINT"),
+    ("head", "BIGINT"),
 ];
 
-/// Deliveries per multi-row INSERT (6 parameters each; SQLite allows at
+/// Deliveries per multi-row INSERT (7 parameters each; SQLite allows at
 /// most 500 terms in one compound SELECT).
 const DELIVERY_ROWS: usize = 250;
 
@@ -329,6 +340,6 @@ mod tests {
     #[test]
     fn row_placeholders_number_across_rows() {
         assert_eq!(super::rows(2, 2), "($1, $2), ($3, $4)");
-        assert!(super::super::typed_rows(2, &super::DELIVERY_COLUMNS).contains("CAST($12 AS BIGINT) AS due_at"));
+        assert!(super::super::typed_rows(2, &super::DELIVERY_COLUMNS).contains("CAST($13 AS BIGINT) AS due_at"));
     }
 }

@@ -28,6 +28,9 @@ CREATE TABLE deliveries (
     destination  TEXT    NOT NULL,
     subject      TEXT    NOT NULL,
     status       TEXT    NOT NULL,
+    -- 1 for the earliest active delivery of its (destination, subject) lane:
+    -- the only one the claim may take.
+    head         BIGINT  NOT NULL DEFAULT 0,
     active       BIGINT  NOT NULL,
     attempts     BIGINT  NOT NULL,
     due_at       BIGINT  NOT NULL,
@@ -39,7 +42,7 @@ CREATE TABLE deliveries (
     receipt      TEXT
 );
 CREATE INDEX deliveries_lane ON deliveries (destination, subject, seq) WHERE active = 1;
-CREATE INDEX deliveries_due ON deliveries (destination, due_at, seq) WHERE status IN ('pending', 'retrying');
+CREATE INDEX deliveries_due ON deliveries (destination, due_at, seq) WHERE head = 1 AND status IN ('pending', 'retrying');
 CREATE INDEX deliveries_message ON deliveries (message_id);
 CREATE INDEX deliveries_lease ON deliveries (lease_until) WHERE status = 'in_flight';
 CREATE INDEX deliveries_dead ON deliveries (destination, seq) WHERE status = 'dead';

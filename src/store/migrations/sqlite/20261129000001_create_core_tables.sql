@@ -28,6 +28,9 @@ CREATE TABLE deliveries (
     destination  TEXT    NOT NULL,
     subject      TEXT    NOT NULL,
     status       TEXT    NOT NULL,
+    -- 1 for the earliest active delivery of its (destination, subject) lane:
+    -- the only one the claim may take.
+    head         INTEGER NOT NULL DEFAULT 0,
     active       INTEGER NOT NULL,
     attempts     INTEGER NOT NULL,
     due_at       INTEGER NOT NULL,
@@ -40,8 +43,8 @@ CREATE TABLE deliveries (
 );
 -- The ordering gate: the earliest active delivery of a (destination, subject).
 CREATE INDEX deliveries_lane ON deliveries (destination, subject, seq) WHERE active = 1;
--- What a dispatcher may claim.
-CREATE INDEX deliveries_due ON deliveries (destination, due_at, seq) WHERE status IN ('pending', 'retrying');
+-- What a dispatcher may claim: lane heads that are due.
+CREATE INDEX deliveries_due ON deliveries (destination, due_at, seq) WHERE head = 1 AND status IN ('pending', 'retrying');
 CREATE INDEX deliveries_message ON deliveries (message_id);
 CREATE INDEX deliveries_lease ON deliveries (lease_until) WHERE status = 'in_flight';
 CREATE INDEX deliveries_dead ON deliveries (destination, seq) WHERE status = 'dead';
