@@ -165,15 +165,9 @@ impl Store {
     /// Outcomes are written with a few multi-row statements; only failures
     /// and recoveries touch the rest of their lane (hold / release).
     pub async fn complete(&self, batch: &[Completion], node: &str, now: Millis) -> Result<()> {
-        // Only outcomes that hold or release their lane must be serialised
-        // with inserts into it; a first attempt that succeeds changes nothing
-        // another writer decides on, so the happy path takes no lane lock.
-        let keys = lane_keys(
-            batch
-                .iter()
-                .filter(|c| touches_lane(c))
-                .map(|c| (c.destination.as_str(), c.subject.as_str())),
-        );
+        // Every outcome changes its lane (hold, release, or a new head), so it
+        // is serialised with inserts into that lane.
+        let keys = lane_keys(batch.iter().map(|c| (c.destination.as_str(), c.subject.as_str())));
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
             tx.prefer_indexes().await?;

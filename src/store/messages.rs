@@ -142,7 +142,7 @@ impl Store {
             let mut busy: HashMap<(String, String), bool> = HashMap::new();
             if !lanes.is_empty() {
                 let sql = format!(
-                    "SELECT destination, subject, MAX(CASE WHEN status IN ('retrying', 'held') THEN 1 ELSE 0 END) \
+                    "SELECT destination, subject, CAST(MAX(CASE WHEN status IN ('retrying', 'held') THEN 1 ELSE 0 END) AS BIGINT) \
                      FROM deliveries WHERE active = 1 AND destination IN ({}) AND subject IN ({}) GROUP BY destination, subject",
                     super::placeholders(1, destinations.len()),
                     super::placeholders(destinations.len() + 1, subjects.len())
