@@ -11,11 +11,15 @@ use tokio::sync::mpsc;
 use super::Wakers;
 use crate::backlog::Backlog;
 use crate::model::now_millis;
-use crate::store::{Completion, CompletionOutcome, Store};
+use crate::store::{Backend, Completion, CompletionOutcome, Store};
 use crate::telemetry;
 
-/// Most completions written in one transaction.
+/// Most completions written in one transaction on SQLite, where fewer,
+/// larger transactions spare the single writer.
 const MAX_BATCH: usize = 512;
+/// On PostgreSQL, where a completion holds the lane locks of its whole
+/// batch until it commits, smaller batches keep ingest from waiting on them.
+const MAX_BATCH_POSTGRES: usize = 64;
 /// How long to wait for more outcomes before writing a batch.
 const GATHER: Duration = Duration::from_millis(5);
 
@@ -34,13 +38,17 @@ impl Completer {
 
     /// Runs until every sender is gone (all dispatchers and attempts ended).
     pub(super) async fn run(mut self, wakers: Wakers) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while self.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let max = match self.store.backend() {
+            Backend::Sqlite => MAX_BATCH,
+            Backend::Postgres => MAX_BATCH_POSTGRES,
+        };
+        let mut batch = Vec::with_capacity(max);
+        while self.rx.recv_many(&mut batch, max).await > 0 {
             // Gather a little longer: each transaction is a commit (an fsync
             // with synchronous = full), so fewer, larger ones go further.
-            if batch.len() < MAX_BATCH {
+            if batch.len() < max {
                 tokio::time::sleep(GATHER).await;
-                while batch.len() < MAX_BATCH {
+                while batch.len() < max {
                     match self.rx.try_recv() {
                         Ok(c) => batch.push(c),
                         Err(_) => break,

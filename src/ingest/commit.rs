@@ -72,10 +72,18 @@ async fn writer(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Store, wakers: Waker
         let messages: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();
         let outcomes = store.insert_messages(&messages, now_millis()).await;
         metrics::histogram!(telemetry::COMMIT_BATCH_MESSAGES).record(n as f64);
-        let mut new_deliveries = 0;
+        // Count the new deliveries before anyone hears back, so that a sender's
+        // next request already sees them in the back-pressure check.
+        let new_deliveries: i64 = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(InsertOutcome::Accepted(r)) => Some(r.deliveries.len() as i64),
+                _ => None,
+            })
+            .sum();
+        backlog.add(new_deliveries);
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
             if let Ok(InsertOutcome::Accepted(r)) = &outcome {
-                new_deliveries += r.deliveries.len() as i64;
                 for d in &r.deliveries {
                     wakers.wake(&d.destination);
                 }
@@ -84,6 +92,5 @@ async fn writer(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Store, wakers: Waker
             // is committed all the same, and a resend is a duplicate.
             let _ = job.reply.send(outcome);
         }
-        backlog.add(new_deliveries);
     }
 }
