@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{BoxDynError, Data, TaskSink, WorkerBuilder};
+use apalis::prelude::{BackendExt, BoxDynError, Data, TaskSink, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,10 @@ use crate::store::Store;
 /// explicitly on both sides: apalis's default names differ between its
 /// constructors, and a mismatch leaves jobs waiting for ever.
 pub const MAINTENANCE_QUEUE: &str = "wastehub-maintenance";
+
+/// How often the worker looks for jobs. Without it apalis wakes a worker
+/// only at its heartbeat (30 s), so jobs would wait up to that long.
+const WORKER_POLL: Duration = Duration::from_secs(1);
 
 /// One periodic maintenance run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -93,7 +97,9 @@ macro_rules! run_worker {
     }};
 }
 
-/// Starts the maintenance ticker and worker; both stop on `stop`.
+/// Starts the maintenance ticker and worker; both stop on `stop`. Each
+/// process registers its worker under a name of its own: apalis refuses a
+/// name whose previous holder (a crashed process) has not yet timed out.
 pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationToken, tasks: &mut JoinSet<()>) -> Result<(), QueueError> {
     let every = every.max(Duration::from_secs(1));
     if let Some(pool) = ctx.store.sqlite_jobs_pool().cloned() {
@@ -102,7 +108,10 @@ pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationT
         let cfg = Config::default().queue(MAINTENANCE_QUEUE);
         let storage: SqliteStorage<MaintenanceJob> = SqliteStorage::new(&pool).with_config(cfg);
         tasks.spawn(ticker(storage.clone(), every, stop.clone()));
-        let worker = WorkerBuilder::new("wastehub-maintenance").backend(storage).data(ctx).build(handle);
+        let worker = WorkerBuilder::new(format!("wastehub-maintenance-{}", ulid::Ulid::generate()))
+            .backend(storage.poll_with_interval(WORKER_POLL))
+            .data(ctx)
+            .build(handle);
         tasks.spawn(run_worker!(worker, stop));
     } else if let Some(pool) = ctx.store.postgres_pool().cloned() {
         use apalis_postgres::{Config, PostgresStorage};
@@ -115,7 +124,7 @@ pub async fn start(ctx: MaintenanceContext, every: Duration, stop: CancellationT
         let storage: PostgresStorage<MaintenanceJob> = PostgresStorage::new(&pool).with_config(cfg);
         tasks.spawn(ticker(storage.clone(), every, stop.clone()));
         let worker = WorkerBuilder::new(format!("wastehub-maintenance-{}", ulid::Ulid::generate()))
-            .backend(storage)
+            .backend(storage.poll_with_interval(WORKER_POLL))
             .data(ctx)
             .build(handle);
         tasks.spawn(run_worker!(worker, stop));

@@ -343,3 +343,64 @@ mod tests {
         assert!(super::super::typed_rows(2, &super::DELIVERY_COLUMNS).contains("CAST($13 AS BIGINT) AS due_at"));
     }
 }
+
+#[cfg(test)]
+mod store_tests {
+    use crate::config::{DatabaseConfig, Secret, SqliteSynchronous};
+    use crate::model::MessageId;
+    use crate::store::{Completion, CompletionOutcome, InsertOutcome, NewMessage, Store};
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::connect(&DatabaseConfig {
+            url: Secret::new(format!("sqlite://{}", dir.path().join("t.db").display())),
+            max_connections: 2,
+            sqlite_synchronous: SqliteSynchronous::Normal,
+        })
+        .await
+        .unwrap()
+    }
+
+    fn message(id: &str) -> NewMessage {
+        NewMessage {
+            id: MessageId::generate(),
+            source: "urn:t".into(),
+            source_event_id: id.into(),
+            r#type: "ledger-entry".into(),
+            subject: "s".into(),
+            jurisdiction: "350206".into(),
+            event_time: "2026-11-29T08:00:00+08:00".into(),
+            partner: "p".into(),
+            event: "{}".into(),
+            destinations: vec!["d".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn prunes_finished_messages_and_keeps_active_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let out = s.insert_messages(&[message("a"), message("b")], 1_000).await;
+        assert!(matches!(out[0], Ok(InsertOutcome::Accepted(_))));
+        // Deliver the first; the second (same lane) stays active.
+        let claimed = s.claim("d", 10, "n", 2_000, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1, "only the lane head is claimable");
+        let c = &claimed[0];
+        let done = Completion {
+            delivery_id: c.id.clone(),
+            destination: "d".into(),
+            subject: c.subject.clone(),
+            attempt: c.attempt,
+            outcome: CompletionOutcome::Delivered { receipt: "{}".into() },
+            started_at: 2_000,
+            duration_ms: 1,
+            http_status: Some(200),
+            error_class: None,
+            excerpt: None,
+        };
+        s.complete(&[done], "n", 3_000).await.unwrap();
+        assert_eq!(s.prune_finished(10_000, 100).await.unwrap(), 1, "the delivered message goes");
+        assert_eq!(s.prune_finished(10_000, 100).await.unwrap(), 0, "the waiting one stays");
+        // The second is now the head and can be claimed.
+        assert_eq!(s.claim("d", 10, "n", 4_000, 60_000).await.unwrap().len(), 1);
+    }
+}

@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use crate::support::samples::manifest;
 use crate::support::{FakePartner, HubSpec, Reply, eventually, fresh_database, write_config_dir};
 
@@ -28,6 +30,61 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .expect("start wastehub")
 }
 
+/// A hub run as its own process, with its config directory and keys.
+struct HubProcess {
+    dir: tempfile::TempDir,
+    port: u16,
+    base: String,
+    key: String,
+    operator: String,
+    client: reqwest::Client,
+    child: Child,
+}
+
+impl HubProcess {
+    /// Writes the config for `spec` and starts `wastehub serve` on it.
+    async fn start(spec: &HubSpec) -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let database = fresh_database(dir.path()).await;
+        let (key, key_sha) = wastehub::ingest::auth::generate_key();
+        let (operator, op_sha) = wastehub::ingest::auth::generate_key();
+        write_config_dir(dir.path(), &database, &key_sha, &op_sha, spec);
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let child = start(dir.path(), port);
+        assert!(wait_ready(&client, &base).await, "hub started");
+        Self {
+            dir,
+            port,
+            base,
+            key,
+            operator,
+            client,
+            child,
+        }
+    }
+
+    /// Starts the process again on the same config and store.
+    async fn restart(&mut self) {
+        self.child = start(self.dir.path(), self.port);
+        assert!(wait_ready(&self.client, &self.base).await, "hub restarted");
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn wait_ready(client: &reqwest::Client, base: &str) -> bool {
     eventually(Duration::from_secs(30), || async {
         client
@@ -43,22 +100,14 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> bool {
 #[tokio::test]
 async fn kill_9_under_load_loses_nothing_that_was_accepted() {
     let partner = FakePartner::scripted(|_, _| Reply::status(200).delay(Duration::from_millis(15))).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let database = fresh_database(dir.path()).await;
-    let (key, key_sha) = wastehub::ingest::auth::generate_key();
-    let (_, op_sha) = wastehub::ingest::auth::generate_key();
     let spec = HubSpec::new().destination(
         "prov",
         &partner.url,
         "\"manifest-*\"",
         "concurrency = 8\nretry_schedule = \"0s 200ms 500ms 1s 1s 1s 1s 1s\"",
     );
-    write_config_dir(dir.path(), &database, &key_sha, &op_sha, &spec);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut child = start(dir.path(), port);
-    assert!(wait_ready(&client, &base).await, "hub started");
+    let mut hub = HubProcess::start(&spec).await;
+    let (client, base, key) = (hub.client.clone(), hub.base.clone(), hub.key.clone());
 
     let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut senders = Vec::new();
@@ -95,8 +144,7 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
         })
         .await
     );
-    child.kill().expect("kill -9");
-    let _ = child.wait();
+    hub.kill();
     for s in senders {
         let _ = s.await;
     }
@@ -108,15 +156,12 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
         accepted.len()
     );
 
-    let mut child = start(dir.path(), port);
-    assert!(wait_ready(&client, &base).await, "hub restarted");
+    hub.restart().await;
     let all_arrived = eventually(Duration::from_secs(60), || async {
         let got: HashSet<String> = partner.accepted().into_iter().map(|r| r.ce_id).collect();
         accepted.is_subset(&got)
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
     let got: HashSet<String> = partner.accepted().into_iter().map(|r| r.ce_id).collect();
     let missing: Vec<&String> = accepted.difference(&got).take(5).collect();
     assert!(
@@ -129,22 +174,14 @@ async fn kill_9_under_load_loses_nothing_that_was_accepted() {
     // the ordering tests cover it. Duplicates are allowed (at-least-once).
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_attempt_in_flight_and_exits_0() {
     let partner = FakePartner::scripted(|_, _| Reply::status(200).delay(Duration::from_millis(1500))).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let database = fresh_database(dir.path()).await;
-    let (key, key_sha) = wastehub::ingest::auth::generate_key();
-    let (_, op_sha) = wastehub::ingest::auth::generate_key();
     let spec = HubSpec::new()
         .destination("slow", &partner.url, "\"manifest-*\"", "")
         .config("[server]\nshutdown_grace = \"10s\"");
-    write_config_dir(dir.path(), &database, &key_sha, &op_sha, &spec);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut child = start(dir.path(), port);
-    assert!(wait_ready(&client, &base).await, "hub started");
+    let mut hub = HubProcess::start(&spec).await;
+    let (client, base, key) = (hub.client.clone(), hub.base.clone(), hub.key.clone());
     let r = client
         .post(format!("{base}/api/v1/messages"))
         .bearer_auth(&key)
@@ -160,14 +197,11 @@ async fn sigterm_finishes_the_attempt_in_flight_and_exits_0() {
         "the attempt started"
     );
     let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &hub.child.id().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(term.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
+    let status = tokio::task::block_in_place(|| hub.child.wait()).expect("wait");
     assert_eq!(status.code(), Some(0), "exit code after SIGTERM");
     assert_eq!(partner.accepted().len(), 1, "the attempt in flight was finished before exit");
 }
@@ -176,4 +210,47 @@ async fn sigterm_finishes_the_attempt_in_flight_and_exits_0() {
 /// when its answer is sent).
 fn partner_busy(p: &FakePartner) -> bool {
     p.max_concurrent() > 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_runs_again_after_a_crash_restart() {
+    // Finished messages older than 1 s are pruned by maintenance (every 1 s
+    // in tests). After kill -9 and a restart, the new process's maintenance
+    // must run even though the dead one's worker is still registered.
+    let partner = FakePartner::start().await;
+    let spec = HubSpec::new()
+        .destination("prov", &partner.url, "\"manifest-*\"", "")
+        .config("[retention]\nkeep_finished = \"1s\"");
+    let mut hub = HubProcess::start(&spec).await;
+    hub.kill();
+    hub.restart().await;
+    let r = hub
+        .client
+        .post(format!("{}/api/v1/messages", hub.base))
+        .bearer_auth(&hub.key)
+        .header("content-type", "application/cloudevents+json")
+        .body(manifest(1, "after-restart").to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let trace = |id: String| {
+        let (client, base, op) = (hub.client.clone(), hub.base.clone(), hub.operator.clone());
+        async move {
+            client
+                .get(format!("{base}/api/v1/messages/{id}"))
+                .bearer_auth(op)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(trace(id.clone()).await, 200, "stored");
+    let pruned = eventually(Duration::from_secs(20), || trace(id.clone()).then(|s| async move { s == 404 })).await;
+    assert!(pruned, "maintenance pruned the delivered message after the restart");
 }
