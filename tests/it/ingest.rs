@@ -80,24 +80,14 @@ async fn lists_every_validation_error_with_its_json_pointer() {
     let r = app.post(&ev).await;
     assert_eq!(r.status(), 422);
     let b: Value = r.json().await.expect("json");
-    let paths: Vec<&str> = b["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter_map(|e| e["path"].as_str())
-        .collect();
+    let paths = error_paths(&b);
     assert!(paths.contains(&"/subject"), "{paths:?}");
     assert!(paths.contains(&"/jurisdiction"), "{paths:?}");
     // Envelope errors are reported first; fix them to see body errors.
     ev["subject"] = json!("manifest:1");
     ev["jurisdiction"] = json!("350206");
     let b: Value = app.post(&ev).await.json().await.expect("json");
-    let paths: Vec<&str> = b["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter_map(|e| e["path"].as_str())
-        .collect();
+    let paths = error_paths(&b);
     assert!(paths.contains(&"/data/lines/0/waste_code"), "{paths:?}");
     assert!(
         paths.contains(&"/data"),
@@ -160,4 +150,14 @@ async fn keeps_an_unrouted_message_and_marks_it() {
     assert_eq!(t["deliveries"].as_array().map(Vec::len), Some(0));
     let (_, list) = app.op_get("/api/v1/messages?status=unrouted").await;
     assert_eq!(list["items"][0]["id"], id.as_str());
+}
+
+/// The `path` of every field error in a 422 body.
+fn error_paths(body: &Value) -> Vec<&str> {
+    body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect()
 }
