@@ -21,15 +21,6 @@ pub enum ConnectorKind {
     HttpJson,
 }
 
-impl ConnectorKind {
-    /// The kind's configured name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HttpJson => "http_json",
-        }
-    }
-}
-
 /// A connector file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

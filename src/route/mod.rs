@@ -76,11 +76,6 @@ impl RouteTable {
             .map(|d| d.name.clone())
             .collect()
     }
-
-    /// Every destination name.
-    pub fn destination_names(&self) -> impl Iterator<Item = &str> {
-        self.destinations.iter().map(|d| d.name.as_str())
-    }
 }
 
 impl Route {

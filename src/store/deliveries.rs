@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::lanes::{LaneLocks, lane_keys};
+use super::lanes::{WriteTx, lane_keys};
 use super::{Backend, Result, Store, on_read, on_write};
 use crate::model::{AttemptId, DeliveryId, MessageId, Millis};
 
@@ -126,7 +126,12 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|(id, message_id, subject, attempts)| {
-                let event = events.get(&message_id)?.clone();
+                // Messages are pruned only once every delivery has ended, so
+                // this is a broken invariant; the claim expires and is reaped.
+                let Some(event) = events.get(&message_id).cloned() else {
+                    tracing::error!(delivery_id = %id, message_id = %message_id, "Claimed delivery has no stored message.");
+                    return None;
+                };
                 Some(Claimed {
                     id: DeliveryId::from_stored(id),
                     message_id: MessageId::from_stored(message_id),

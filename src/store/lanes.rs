@@ -5,7 +5,7 @@
 //! release never miss each other. SQLite has one writer, so it needs nothing.
 //!
 //! The same trait sets the planner hint these transactions need on
-//! PostgreSQL ([`LaneLocks::prefer_indexes`]).
+//! PostgreSQL ([`WriteTx::prefer_indexes`]).
 //!
 //! Every transaction takes its locks up front, in ascending key order, which
 //! rules out deadlocks between the lock takers.
@@ -30,8 +30,9 @@ pub fn lane_keys<'a>(lanes: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<i64
     keys
 }
 
-/// Takes the lane locks for the current transaction.
-pub(crate) trait LaneLocks {
+/// What the store's write transactions need from their connection: lane
+/// locks and, on PostgreSQL, the planner hint. No-ops on SQLite.
+pub(crate) trait WriteTx {
     /// Blocks until every lane in `keys` (sorted) is locked by this transaction.
     async fn lock_lanes(&mut self, keys: &[i64]) -> Result<(), sqlx::Error>;
 
@@ -44,7 +45,7 @@ pub(crate) trait LaneLocks {
     async fn prefer_indexes(&mut self) -> Result<(), sqlx::Error>;
 }
 
-impl LaneLocks for SqliteConnection {
+impl WriteTx for SqliteConnection {
     async fn lock_lanes(&mut self, _keys: &[i64]) -> Result<(), sqlx::Error> {
         Ok(())
     }
@@ -54,7 +55,7 @@ impl LaneLocks for SqliteConnection {
     }
 }
 
-impl LaneLocks for PgConnection {
+impl WriteTx for PgConnection {
     async fn prefer_indexes(&mut self) -> Result<(), sqlx::Error> {
         sqlx::query("SET LOCAL enable_seqscan = off").execute(self).await.map(|_| ())
     }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::lanes::{LaneLocks, lane_keys};
+use super::lanes::{WriteTx, lane_keys};
 use super::{Result, Store, on_read, on_write};
 use crate::model::{DeliveryId, MessageId, Millis, millis_to_rfc3339};
 

@@ -71,6 +71,24 @@ impl HubProcess {
         assert!(wait_ready(&self.client, &self.base).await, "hub restarted");
     }
 
+    /// POSTs one event as the test partner, asserts 202, returns the message id.
+    async fn accept(&self, event: &serde_json::Value) -> String {
+        let r = self
+            .client
+            .post(format!("{}/api/v1/messages", self.base))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/cloudevents+json")
+            .body(event.to_string())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 202);
+        r.json::<serde_json::Value>().await.expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
     /// kill -9.
     fn kill(&mut self) {
         self.child.kill().expect("kill -9");
@@ -181,16 +199,7 @@ async fn sigterm_finishes_the_attempt_in_flight_and_exits_0() {
         .destination("slow", &partner.url, "\"manifest-*\"", "")
         .config("[server]\nshutdown_grace = \"10s\"");
     let mut hub = HubProcess::start(&spec).await;
-    let (client, base, key) = (hub.client.clone(), hub.base.clone(), hub.key.clone());
-    let r = client
-        .post(format!("{base}/api/v1/messages"))
-        .bearer_auth(&key)
-        .header("content-type", "application/cloudevents+json")
-        .body(manifest(1, "term-1").to_string())
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 202);
+    hub.accept(&manifest(1, "term-1")).await;
     // The partner is now answering slowly; stop the hub in the middle of it.
     assert!(
         eventually(Duration::from_secs(5), || async { partner_busy(&partner) }).await,
@@ -224,20 +233,7 @@ async fn maintenance_runs_again_after_a_crash_restart() {
     let mut hub = HubProcess::start(&spec).await;
     hub.kill();
     hub.restart().await;
-    let r = hub
-        .client
-        .post(format!("{}/api/v1/messages", hub.base))
-        .bearer_auth(&hub.key)
-        .header("content-type", "application/cloudevents+json")
-        .body(manifest(1, "after-restart").to_string())
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 202);
-    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = hub.accept(&manifest(1, "after-restart")).await;
     let trace = |id: String| {
         let (client, base, op) = (hub.client.clone(), hub.base.clone(), hub.operator.clone());
         async move {
