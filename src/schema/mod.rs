@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::error::FieldError;
 
+pub mod walk;
+
 /// Folders under `schemas/canonical/` that hold definitions, not message types.
 const SHARED_FOLDERS: [&str; 1] = ["common"];
 
@@ -51,6 +53,10 @@ pub enum SchemaError {
 /// The compiled catalogue.
 pub struct Catalogue {
     validators: BTreeMap<String, jsonschema::Validator>,
+    /// The raw documents, for walking paths (mapping files are checked against them).
+    docs: walk::SchemaDocs,
+    /// Message type → `$id` of its schema.
+    ids: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Catalogue {
@@ -104,6 +110,16 @@ impl Catalogue {
             message: e.to_string(),
         })?;
         let mut validators = BTreeMap::new();
+        let mut raw = walk::SchemaDocs::default();
+        let mut ids = BTreeMap::new();
+        for (name, _, doc) in &docs {
+            if let Some(id) = doc.get("$id").and_then(Value::as_str) {
+                raw.add(id, doc.clone());
+                if !SHARED_FOLDERS.contains(&name.as_str()) {
+                    ids.insert(name.clone(), id.to_string());
+                }
+            }
+        }
         for (name, path, doc) in &docs {
             if SHARED_FOLDERS.contains(&name.as_str()) {
                 continue;
@@ -119,7 +135,21 @@ impl Catalogue {
                 })?;
             validators.insert(name.clone(), validator);
         }
-        Ok(Self { validators })
+        Ok(Self {
+            validators,
+            docs: raw,
+            ids,
+        })
+    }
+
+    /// The raw schema documents, for path checks.
+    pub fn docs(&self) -> &walk::SchemaDocs {
+        &self.docs
+    }
+
+    /// The `$id` of a message type's schema.
+    pub fn schema_id(&self, message_type: &str) -> Option<&str> {
+        self.ids.get(message_type).map(String::as_str)
     }
 
     /// The message types the catalogue knows.
