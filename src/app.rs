@@ -33,6 +33,9 @@ pub enum AppError {
     /// The canonical catalogue did not load.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// A mapping file did not compile (every error, `file:line: …`).
+    #[error("mapping files do not load:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Mappings(Vec<crate::mapping::LoadError>),
     /// The store did not open.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -59,6 +62,8 @@ pub struct Inner {
     pub store: Store,
     /// Canonical schemas.
     pub catalogue: Catalogue,
+    /// Compiled mapping files, all versions.
+    pub mappings: Arc<crate::mapping::MappingSet>,
     /// Routes.
     pub routes: RouteTable,
     /// Partner keys.
@@ -112,6 +117,20 @@ pub fn node_id(cfg: &Config) -> String {
     format!("{host}-{}-{}", std::process::id(), &suffix[20..])
 }
 
+/// Compiles the mapping files the configuration points at, checking them
+/// against the catalogue. Every error of every file is returned.
+pub fn load_mappings(loaded: &Loaded, catalogue: &Catalogue) -> Result<crate::mapping::MappingSet, Vec<crate::mapping::LoadError>> {
+    let dir = loaded.paths.resolve(&loaded.config.mappings.dir);
+    let reference = loaded.paths.resolve(std::path::Path::new("schemas/reference"));
+    crate::mapping::MappingSet::load(
+        &dir,
+        &crate::mapping::LoadContext {
+            catalogue,
+            reference_dir: &reference,
+        },
+    )
+}
+
 /// Runs the hub on `listener` until `shutdown` is cancelled. This is the
 /// entry point the binary and the integration tests share.
 pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationToken) -> Result<(), AppError> {
@@ -120,6 +139,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     // Install the metrics recorder before anything records.
     crate::telemetry::prometheus();
     let catalogue = Catalogue::load(&loaded.paths.resolve(&cfg.catalogue.schemas))?;
+    let mappings = Arc::new(load_mappings(&loaded, &catalogue).map_err(AppError::Mappings)?);
     let store = Store::connect(&cfg.database).await?;
     if store.backend() == Backend::Sqlite {
         // One process owns a SQLite store, so every claim left in flight
@@ -163,6 +183,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         config: cfg.clone(),
         store: store.clone(),
         catalogue,
+        mappings,
         routes: RouteTable::new(&loaded.connectors),
         partners: Partners::new(&loaded.connectors),
         committer,

@@ -50,6 +50,16 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
+    /// Run the cases beside the mapping files (all, or those under PATH).
+    Test {
+        /// A mapping file, a partner folder or a case folder.
+        path: Option<PathBuf>,
+        /// Config directory.
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+    },
+    /// Translate one document with a mapping.
+    Map(cli::mapping::MapArgs),
     /// Make a random API key or operator token and its SHA-256 digest.
     Keygen,
     /// Print (or write) the OpenAPI document of the HTTP API.
@@ -92,6 +102,14 @@ fn main() -> ExitCode {
                 cli::bench::run(args).await
             }
             Command::BenchBare { listen } => cli::bench::serve_bare(&listen).await,
+            Command::Test { path, config } => {
+                let failed = cli::mapping::test(&config, path.as_deref())?;
+                if failed > 0 {
+                    anyhow::bail!("{failed} case(s) failed");
+                }
+                Ok(())
+            }
+            Command::Map(args) => cli::mapping::map(&args),
             Command::Keygen => {
                 cli::keygen();
                 Ok(())

@@ -74,13 +74,23 @@ pub fn check(dir: &Path) -> usize {
             let schemas = loaded.paths.resolve(&loaded.config.catalogue.schemas);
             match crate::schema::Catalogue::load(&schemas) {
                 Ok(cat) => {
+                    let mappings = match crate::app::load_mappings(&loaded, &cat) {
+                        Ok(set) => set,
+                        Err(errs) => {
+                            for e in &errs {
+                                eprintln!("{e}");
+                            }
+                            return errs.len();
+                        }
+                    };
                     let types: Vec<&str> = cat.types().collect();
                     println!(
-                        "ok: {} connector(s) [{}], {} message type(s) [{}]",
+                        "ok: {} connector(s) [{}], {} message type(s) [{}], {} mapping file(s)",
                         loaded.connectors.len(),
                         loaded.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
                         types.len(),
-                        types.join(", ")
+                        types.join(", "),
+                        mappings.all().count()
                     );
                     0
                 }
@@ -132,4 +142,5 @@ pub fn openapi(output: Option<PathBuf>) -> anyhow::Result<()> {
 
 pub mod bench;
 pub mod demo;
+pub mod mapping;
 pub mod samples;

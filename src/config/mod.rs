@@ -31,6 +31,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The canonical catalogue.
     pub catalogue: CatalogueConfig,
+    /// Mapping files.
+    pub mappings: MappingsConfig,
     /// Store.
     pub database: DatabaseConfig,
     /// Inbound limits.
@@ -65,6 +67,15 @@ pub struct ServerConfig {
 pub struct CatalogueConfig {
     /// Schema folder, relative to the config directory unless absolute.
     pub schemas: PathBuf,
+}
+
+/// `[mappings]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingsConfig {
+    /// Folder of mapping files (`<partner>/<name>.toml`), relative to the
+    /// config directory unless absolute.
+    pub dir: PathBuf,
 }
 
 /// `[database]`.

@@ -30,12 +30,14 @@ pub struct LoadContext<'a> {
 }
 
 /// CloudEvents attributes a canonical path may name beside `/data`.
-const ENVELOPE: [&str; 8] = [
+const ENVELOPE: [&str; 10] = [
     "id",
     "source",
     "type",
     "subject",
     "time",
+    "jurisdiction",
+    "sourceid",
     "specversion",
     "datacontenttype",
     "dataschema",

@@ -293,7 +293,7 @@ fn parent_mut<'n>(out: &'n mut Node, to: &[Seg]) -> Option<&'n mut Node> {
     for seg in &to[..to.len().saturating_sub(1)] {
         let Seg::Key(k) = seg else { return None };
         node = node.child_mut(k, Node::obj)?;
-        if !matches!(node, Node::Obj(_)) {
+        if matches!(node, Node::Arr(_)) {
             return None;
         }
     }

@@ -112,6 +112,7 @@ impl Node {
     /// Returns `None` when `self` is not an object or the child is a scalar
     /// where a structure is needed (two rules disagree on the shape).
     pub fn child_mut(&mut self, key: &str, make: impl FnOnce() -> Node) -> Option<&mut Node> {
+        self.promote();
         let Node::Obj(entries) = self else { return None };
         let pos = match entries.iter().position(|(k, _)| k == key) {
             Some(p) => p,
@@ -123,14 +124,33 @@ impl Node {
         Some(&mut entries[pos].1)
     }
 
-    /// Sets `key` to `node`, replacing an earlier value.
+    /// Sets `key` to `node`, replacing an earlier value. A value set on an
+    /// element that already has attributes or children becomes its `#text`.
     pub fn set(&mut self, key: &str, node: Node) -> bool {
+        self.promote();
         let Node::Obj(entries) = self else { return false };
         match entries.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = node,
-            None => entries.push((key.to_string(), node)),
+            Some((_, existing @ Node::Obj(_))) if matches!(node, Node::Val { .. }) => existing.set("#text", node),
+            Some(slot) => {
+                slot.1 = node;
+                true
+            }
+            None => {
+                entries.push((key.to_string(), node));
+                true
+            }
         }
-        true
+    }
+
+    /// An element that so far had only text gains attributes or children:
+    /// its text moves to `#text` (`<Amount unit="piece">860</Amount>`).
+    fn promote(&mut self) {
+        if let Node::Val { .. } = self {
+            let text = std::mem::replace(self, Node::obj());
+            if let Node::Obj(entries) = self {
+                entries.push(("#text".into(), text));
+            }
+        }
     }
 
     /// Converts to a JSON value. Numbers that are not valid JSON numbers
