@@ -363,13 +363,16 @@ impl Compiler<'_> {
                 if (seg.starts_with('@') || seg == "#text") && !last {
                     self.err(&r.to, format!("{seg:?} must be the last step of to = {to_text:?}"));
                 }
-                if seg != "#text" {
+                if seg != "#text" && seg != "." {
                     self.check_name(&r.to, seg, &ns);
                 }
             }
         }
+        if to_text == "." && !in_each {
+            self.err(&r.to, "to = \".\" (the list element itself) is only meaningful inside each".into());
+        }
         let mut dst_path: Vec<String> = dst_base.to_vec();
-        dst_path.extend(to_names.iter().cloned());
+        dst_path.extend(to_names.iter().filter(|n| n.as_str() != ".").cloned());
         let dst_types = self.side_types(false, &dst_path, &r.to, &to_text);
 
         let when = r.when.as_ref().and_then(|w| self.when(w, src_base));
@@ -587,12 +590,13 @@ impl Compiler<'_> {
     fn src_path<T>(&mut self, at: &Spanned<T>, text: &str, src_base: &[String]) -> Option<SrcPath> {
         let absolute = text.starts_with('/');
         let body = text.trim_start_matches('/');
-        if body.is_empty() {
+        if body.is_empty() || (body == "." && absolute) {
             self.err(at, format!("input path {text:?} is empty"));
             return None;
         }
         let segs: Vec<Seg> = body
             .split('/')
+            .filter(|s| *s != ".")
             .map(|s| match s.parse::<usize>() {
                 Ok(i) => Seg::Index(i),
                 Err(_) => Seg::Key(s.to_string()),
@@ -600,7 +604,7 @@ impl Compiler<'_> {
             .collect();
         if let Some(ns) = self.input_prefixes.clone() {
             for s in body.split('/') {
-                if s.parse::<usize>().is_err() && s != "#text" {
+                if s.parse::<usize>().is_err() && s != "#text" && s != "." {
                     self.check_name(at, s, &ns);
                 }
             }

@@ -113,6 +113,14 @@ impl<'a> Ctx<'a, '_> {
                 (String::new(), String::new())
             };
             self.rules(&rule.children, item, &item_in, i + 1, &mut node, &item_out);
+            // `to = "."` made the element a value rather than an object.
+            if let Node::Obj(entries) = &mut node
+                && entries.len() == 1
+                && entries[0].0 == "."
+                && let Some((_, v)) = entries.pop()
+            {
+                node = v;
+            }
             built.push(node);
         }
         if built.is_empty() {

@@ -56,7 +56,8 @@ impl Scalar {
             },
             Value::Object(m) => match m.get("#text") {
                 Some(Value::String(s)) => Self::string(s.clone()),
-                _ if m.is_empty() => return Ok(None),
+                // An element with attributes but no text has no value.
+                _ if m.keys().all(|k| k.starts_with('@')) => return Ok(None),
                 _ => return Err("is a structure, not a value"),
             },
             Value::Array(a) if a.len() == 1 => return Self::from_value(&a[0]),
