@@ -151,7 +151,14 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     }
     let backlog = Arc::new(Backlog::default());
     backlog.resync(&store).await?;
-    let (engine, wakers) = Engine::start(store.clone(), &loaded.connectors, &cfg.delivery, &node, backlog.clone())?;
+    let (engine, wakers) = Engine::start(
+        store.clone(),
+        &loaded.connectors,
+        &cfg.delivery,
+        &node,
+        backlog.clone(),
+        mappings.clone(),
+    )?;
     let mut background = JoinSet::new();
     let writers = match store.backend() {
         Backend::Sqlite => 1,

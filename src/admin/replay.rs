@@ -4,7 +4,7 @@
 //! subject's order and run their retry schedule again.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,7 +14,7 @@ use super::messages::parse_time;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::model::{DeliveryId, now_millis};
-use crate::store::ReplayFilter;
+use crate::store::{MappingChoice, ReplayFilter};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(replay_one)).routes(routes!(replay_bulk))
@@ -31,7 +31,10 @@ pub struct Replayed {
 #[utoipa::path(
     post, path = "/api/v1/deliveries/{id}/replay", tag = "operations",
     security(("operator_token" = [])),
-    params(("id" = String, Path, description = "Delivery id (dlv_…)")),
+    params(
+        ("id" = String, Path, description = "Delivery id (dlv_…)"),
+        ReplayQuery,
+    ),
     responses(
         (status = 200, body = Replayed),
         (status = 401, body = ErrorBody),
@@ -39,11 +42,16 @@ pub struct Replayed {
         (status = 409, description = "The delivery is still active", body = ErrorBody),
     )
 )]
-async fn replay_one(_: Operator, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Replayed>> {
+async fn replay_one(
+    _: Operator,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ReplayQuery>,
+) -> ApiResult<Json<Replayed>> {
     let id = DeliveryId::parse(&id).ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
-    match app.store.replay_delivery(&id, now_millis()).await {
+    match app.store.replay_delivery(&id, now_millis(), q.mappings).await {
         Ok(Some(true)) => {
-            tracing::info!(delivery_id = %id, "Operator replayed a delivery.");
+            tracing::info!(delivery_id = %id, mappings = ?q.mappings, "Operator replayed a delivery.");
             app.after_replay(1).await;
             Ok(Json(Replayed { replayed: 1 }))
         }
@@ -55,6 +63,18 @@ async fn replay_one(_: Operator, State(app): State<AppState>, Path(id): Path<Str
         Ok(None) => Err(ApiError::not_found(format!("no delivery {id}"))),
         Err(e) => Err(ApiError::internal(&e)),
     }
+}
+
+/// How a single replay renders the body.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReplayQuery {
+    /// `accepted` (default): the mapping versions in force when the message
+    /// was accepted; `current`: the versions in force now, after a fix.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub mappings: MappingChoice,
 }
 
 /// Which dead deliveries to replay (all fields optional; at least one required).
@@ -72,6 +92,9 @@ pub struct BulkReplay {
     pub since: Option<String>,
     /// Only deliveries created before (RFC 3339).
     pub until: Option<String>,
+    /// `accepted` (default) or `current` mapping versions.
+    #[serde(default)]
+    pub mappings: MappingChoice,
 }
 
 /// Replay every dead delivery matching the filter.
@@ -97,7 +120,7 @@ async fn replay_bulk(_: Operator, State(app): State<AppState>, Json(b): Json<Bul
     };
     let n = app
         .store
-        .replay_dead(&filter, now_millis())
+        .replay_dead(&filter, now_millis(), b.mappings)
         .await
         .map_err(|e| ApiError::internal(&e))?;
     tracing::info!(replayed = n, ?filter, "Operator replayed dead deliveries.");

@@ -62,6 +62,10 @@ pub struct InboundConfig {
     /// ignored, so `${VAR:-}` leaves the partner unable to log in until set.
     #[serde(default)]
     pub api_key_sha256: Vec<Secret>,
+    /// Message type → inbound mapping (`mappings/<name>.toml`) for documents
+    /// this partner posts in its own format to `/api/v1/documents/{type}`.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, String>,
 }
 
 /// `[outbound]` for `http_json`.
@@ -71,6 +75,11 @@ pub struct OutboundConfig {
     /// The partner's endpoint; the only address this connector ever calls
     /// (redirects are not followed).
     pub url: String,
+    /// Message type → outbound mapping that renders the body in the
+    /// partner's format. Types without one are sent as the canonical
+    /// CloudEvent.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, String>,
     /// Whole-request timeout.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,

@@ -77,12 +77,12 @@ impl HttpJsonConnector {
         let resp = self
             .client
             .post(self.url.clone())
-            .header(CONTENT_TYPE, "application/cloudevents+json")
+            .header(CONTENT_TYPE, msg.content_type)
             .header("ce-id", msg.message_id.as_str())
             .header("Idempotency-Key", msg.message_id.as_str())
             .header("X-Wastehub-Delivery", msg.delivery_id.as_str())
             .header("X-Wastehub-Attempt", msg.attempt.to_string())
-            .body(msg.event.to_owned())
+            .body(msg.body.to_vec())
             .send()
             .await
             .map_err(classify_transport)?;

@@ -26,8 +26,11 @@ pub struct Outgoing<'a> {
     pub subject: &'a str,
     /// 1-based attempt number.
     pub attempt: u32,
-    /// The canonical event JSON.
-    pub event: &'a str,
+    /// The body: the canonical event JSON, or the partner's format as
+    /// rendered by the destination's outbound mapping.
+    pub body: &'a [u8],
+    /// Media type of `body`.
+    pub content_type: &'a str,
 }
 
 /// The partner's acknowledgement, kept as evidence.

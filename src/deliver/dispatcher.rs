@@ -9,6 +9,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::render::Renderer;
 use super::schedule::{self, Next};
 use crate::config::connector::OutboundConfig;
 use crate::config::{DeliveryConfig, RetrySchedule};
@@ -29,11 +30,12 @@ pub struct Destination {
     schedule: Arc<RetrySchedule>,
     jitter: f64,
     notify: Arc<Notify>,
+    renderer: Renderer,
 }
 
 impl Destination {
     /// Wraps a built connector with its limits from config.
-    pub fn new(name: String, outbound: Box<dyn Outbound>, cfg: &OutboundConfig, notify: Arc<Notify>) -> Self {
+    pub fn new(name: String, outbound: Box<dyn Outbound>, cfg: &OutboundConfig, notify: Arc<Notify>, renderer: Renderer) -> Self {
         let limiter = cfg.rate_limit.and_then(|rl| {
             let per_second = NonZeroU32::new(rl.per_second)?;
             let burst = NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN);
@@ -47,6 +49,7 @@ impl Destination {
             schedule: Arc::new(cfg.retry_schedule.clone()),
             jitter: cfg.jitter,
             notify,
+            renderer,
         }
     }
 
@@ -115,21 +118,28 @@ impl Destination {
         let schedule = self.schedule.clone();
         let jitter = self.jitter;
         let destination = self.name.clone();
+        let renderer = self.renderer.clone();
         async move {
             if let Some(l) = &limiter {
                 l.until_ready().await;
             }
             let started_at = now_millis();
             let t0 = Instant::now();
-            let result = outbound
-                .deliver(Outgoing {
-                    message_id: &c.message_id,
-                    delivery_id: &c.id,
-                    subject: &c.subject,
-                    attempt: c.attempt,
-                    event: &c.event,
-                })
-                .await;
+            let result = match renderer.render(&c.event, c.mapping_at) {
+                Ok(rendered) => {
+                    outbound
+                        .deliver(Outgoing {
+                            message_id: &c.message_id,
+                            delivery_id: &c.id,
+                            subject: &c.subject,
+                            attempt: c.attempt,
+                            body: &rendered.body,
+                            content_type: &rendered.content_type,
+                        })
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             let took = t0.elapsed();
             drop(permit);
             metrics::histogram!(telemetry::DELIVERY_DURATION_SECONDS, telemetry::LABEL_DESTINATION => destination.to_string())

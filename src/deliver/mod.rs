@@ -8,6 +8,7 @@
 
 mod completer;
 mod dispatcher;
+pub mod render;
 pub mod schedule;
 
 use std::collections::HashMap;
@@ -61,6 +62,7 @@ impl Engine {
         cfg: &DeliveryConfig,
         node: &str,
         backlog: Arc<Backlog>,
+        mappings: Arc<crate::mapping::MappingSet>,
     ) -> Result<(Self, Wakers), BuildError> {
         let stop = CancellationToken::new();
         let (completions, completer) = completer::Completer::new(store.clone(), node.to_string(), backlog);
@@ -72,7 +74,8 @@ impl Engine {
             };
             let notify = Arc::new(Notify::new());
             wakers.insert(c.name.clone(), notify.clone());
-            destinations.push(Destination::new(c.name.clone(), outbound, out_cfg, notify));
+            let renderer = render::Renderer::new(mappings.clone(), out_cfg.mappings.clone());
+            destinations.push(Destination::new(c.name.clone(), outbound, out_cfg, notify, renderer));
         }
         let wakers = Wakers {
             by_destination: Arc::new(wakers),

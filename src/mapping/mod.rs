@@ -23,6 +23,9 @@ pub mod value;
 pub mod xml_in;
 pub mod xml_out;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

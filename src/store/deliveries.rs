@@ -27,6 +27,9 @@ pub struct Claimed {
     pub attempt: u32,
     /// Canonical event JSON.
     pub event: String,
+    /// Mappings render the body in the versions in force at this time: the
+    /// message's acceptance, or the replay that asked for current mappings.
+    pub mapping_at: Millis,
 }
 
 /// How an attempt ended, as far as the store is concerned.
@@ -71,6 +74,27 @@ pub struct Completion {
     pub excerpt: Option<String>,
 }
 
+/// Which mapping versions render a replayed delivery.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MappingChoice {
+    /// The versions in force when the message was accepted (the default:
+    /// a replay sends what would have been sent).
+    #[default]
+    Accepted,
+    /// The versions in force now (after a mapping fix).
+    Current,
+}
+
+impl MappingChoice {
+    fn time(self, now: Millis) -> Option<Millis> {
+        match self {
+            MappingChoice::Accepted => None,
+            MappingChoice::Current => Some(now),
+        }
+    }
+}
+
 /// Which dead deliveries a bulk replay revives.
 #[derive(Clone, Debug, Default)]
 pub struct ReplayFilter {
@@ -103,9 +127,9 @@ impl Store {
                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.destination = d.destination \
                     AND e.subject = d.subject AND e.active = 1 AND e.seq < d.seq) \
                 ORDER BY d.due_at, d.seq LIMIT $5 {lock}) \
-             RETURNING id, message_id, subject, attempts"
+             RETURNING id, message_id, subject, attempts, mapping_at"
         );
-        let rows: Vec<(String, String, String, i64)> = on_write!(self, |p| {
+        let rows: Vec<(String, String, String, i64, Option<i64>)> = on_write!(self, |p| {
             let mut tx = p.begin().await?;
             tx.prefer_indexes().await?;
             let rows = sqlx::query_as(self.sql(&sql))
@@ -125,10 +149,10 @@ impl Store {
         let events = self.events_for(rows.iter().map(|r| r.1.as_str())).await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, message_id, subject, attempts)| {
+            .filter_map(|(id, message_id, subject, attempts, mapping_at)| {
                 // Messages are pruned only once every delivery has ended, so
                 // this is a broken invariant; the claim expires and is reaped.
-                let Some(event) = events.get(&message_id).cloned() else {
+                let Some((event, received_at)) = events.get(&message_id).cloned() else {
                     tracing::error!(delivery_id = %id, message_id = %message_id, "Claimed delivery has no stored message.");
                     return None;
                 };
@@ -138,27 +162,28 @@ impl Store {
                     subject,
                     attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
                     event,
+                    mapping_at: mapping_at.unwrap_or(received_at),
                 })
             })
             .collect())
     }
 
-    async fn events_for<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Result<std::collections::HashMap<String, String>> {
+    async fn events_for<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Result<std::collections::HashMap<String, (String, Millis)>> {
         let ids: Vec<&str> = ids.collect();
         let mut out = std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT id, event FROM messages WHERE id IN ({})",
+                "SELECT id, event, received_at FROM messages WHERE id IN ({})",
                 super::placeholders(1, chunk.len())
             );
-            let rows: Vec<(String, String)> = on_read!(self, |p| {
+            let rows: Vec<(String, String, i64)> = on_read!(self, |p| {
                 let mut q = sqlx::query_as(self.sql(&sql));
                 for id in chunk {
                     q = q.bind(*id);
                 }
                 q.fetch_all(p).await
             })?;
-            out.extend(rows);
+            out.extend(rows.into_iter().map(|(id, event, at)| (id, (event, at))));
         }
         Ok(out)
     }
@@ -333,13 +358,15 @@ impl Store {
     /// Revives one dead (or delivered) delivery: it runs its retry schedule
     /// again from the start, in its original place in its subject's order.
     /// `None` when no such delivery exists; `Some(false)` when it is still active.
-    pub async fn replay_delivery(&self, id: &DeliveryId, now: Millis) -> Result<Option<bool>> {
+    pub async fn replay_delivery(&self, id: &DeliveryId, now: Millis, mappings: MappingChoice) -> Result<Option<bool>> {
+        let mapping_at = mappings.time(now);
         on_write!(self, |p| {
-            let n = sqlx::query(
-                "UPDATE deliveries SET status = 'pending', active = 1, head = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
-                 WHERE id = $2 AND status IN ('dead', 'delivered')",
-            )
+            let n = sqlx::query(self.sql(
+                "UPDATE deliveries SET status = 'pending', active = 1, head = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1, \
+                 mapping_at = $2 WHERE id = $3 AND status IN ('dead', 'delivered')",
+            ))
             .bind(now)
+            .bind(mapping_at)
             .bind(id.as_str())
             .execute(p)
             .await?
@@ -356,13 +383,14 @@ impl Store {
     }
 
     /// Revives every dead delivery matching `f`; returns how many.
-    pub async fn replay_dead(&self, f: &ReplayFilter, now: Millis) -> Result<u64> {
+    pub async fn replay_dead(&self, f: &ReplayFilter, now: Millis, mappings: MappingChoice) -> Result<u64> {
         let mut sql = String::from(
-            "UPDATE deliveries SET status = 'pending', active = 1, head = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1 \
-             WHERE status = 'dead'",
+            "UPDATE deliveries SET status = 'pending', active = 1, head = 1, attempts = 0, due_at = $1, last_error = NULL, updated_at = $1, \
+             mapping_at = $2 WHERE status = 'dead'",
         );
+        let mapping_at = mappings.time(now);
         let mut texts: Vec<String> = Vec::new();
-        let mut n = 2;
+        let mut n = 3;
         let mut push = |sql: &mut String, clause: &str, v: String| {
             sql.push_str(&clause.replace("$N", &format!("${n}")));
             texts.push(v);
@@ -386,7 +414,7 @@ impl Store {
             sql.push_str(&format!(" AND created_at < ${until_at}"));
         }
         on_write!(self, |p| {
-            let mut q = sqlx::query(self.sql(&sql)).bind(now);
+            let mut q = sqlx::query(self.sql(&sql)).bind(now).bind(mapping_at);
             for t in &texts {
                 q = q.bind(t);
             }

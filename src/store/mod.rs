@@ -24,7 +24,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::{DatabaseConfig, SqliteSynchronous};
 
 pub use attempts::AttemptView;
-pub use deliveries::{Claimed, Completion, CompletionOutcome, ReplayFilter};
+pub use deliveries::{Claimed, Completion, CompletionOutcome, MappingChoice, ReplayFilter};
 pub use messages::{InsertOutcome, NewMessage, Receipt, ReceiptDelivery};
 pub use trace::{DeliveryView, DestinationStats, MessageFilter, MessagePage, MessageSummary, MessageView};
 
