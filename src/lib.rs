@@ -19,6 +19,7 @@ pub mod error;
 pub mod ingest;
 pub mod model;
 pub mod queue;
+pub mod reference;
 pub mod route;
 pub mod schema;
 pub mod sim;
