@@ -23,6 +23,7 @@ use crate::ingest::auth::Partners;
 use crate::ingest::commit::Committer;
 use crate::model::now_millis;
 use crate::queue::{self, MaintenanceContext};
+use crate::reference::{Checker, ReferenceData, ReferenceErrors};
 use crate::route::RouteTable;
 use crate::schema::{Catalogue, SchemaError};
 use crate::store::{Backend, Store, StoreError};
@@ -33,6 +34,9 @@ pub enum AppError {
     /// The canonical catalogue did not load.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// The reference data did not load (one line per problem, `file:line`).
+    #[error("reference data is invalid:\n{0}")]
+    Reference(#[from] ReferenceErrors),
     /// The store did not open.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -59,6 +63,8 @@ pub struct Inner {
     pub store: Store,
     /// Canonical schemas.
     pub catalogue: Catalogue,
+    /// Reference data and the identifier checks run after the schema.
+    pub reference: Checker,
     /// Routes.
     pub routes: RouteTable,
     /// Partner keys.
@@ -120,6 +126,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     // Install the metrics recorder before anything records.
     crate::telemetry::prometheus();
     let catalogue = Catalogue::load(&loaded.paths.resolve(&cfg.catalogue.schemas))?;
+    let reference = Checker::new(&catalogue, ReferenceData::load(&loaded.paths.resolve(&cfg.catalogue.reference))?);
     let store = Store::connect(&cfg.database).await?;
     if store.backend() == Backend::Sqlite {
         // One process owns a SQLite store, so every claim left in flight
@@ -163,6 +170,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         config: cfg.clone(),
         store: store.clone(),
         catalogue,
+        reference,
         routes: RouteTable::new(&loaded.connectors),
         partners: Partners::new(&loaded.connectors),
         committer,

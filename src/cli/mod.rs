@@ -65,30 +65,39 @@ pub async fn signal_on(token: CancellationToken) {
     token.cancel();
 }
 
-/// `wastehub check`: validates config, connectors and schemas; every problem
-/// as `file:line: what is wrong`. Returns the number of problems.
+/// `wastehub check`: validates config, connectors, schemas and reference
+/// data; every problem as `file:line: what is wrong`. Returns the number of
+/// problems.
 pub fn check(dir: &Path) -> usize {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     match config::load_with(dir, &env) {
         Ok(loaded) => {
             let schemas = loaded.paths.resolve(&loaded.config.catalogue.schemas);
-            match crate::schema::Catalogue::load(&schemas) {
-                Ok(cat) => {
-                    let types: Vec<&str> = cat.types().collect();
-                    println!(
-                        "ok: {} connector(s) [{}], {} message type(s) [{}]",
-                        loaded.connectors.len(),
-                        loaded.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
-                        types.len(),
-                        types.join(", ")
-                    );
-                    0
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    1
-                }
+            let catalogue = crate::schema::Catalogue::load(&schemas);
+            let reference = crate::reference::ReferenceData::load(&loaded.paths.resolve(&loaded.config.catalogue.reference));
+            let mut problems = 0;
+            if let Err(e) = &catalogue {
+                eprintln!("{e}");
+                problems += 1;
             }
+            if let Err(errs) = &reference {
+                for e in &errs.0 {
+                    eprintln!("{e}");
+                }
+                problems += errs.0.len();
+            }
+            if let (Ok(cat), Ok(data)) = (&catalogue, &reference) {
+                let types: Vec<&str> = cat.types().collect();
+                println!(
+                    "ok: {} connector(s) [{}], {} message type(s) [{}], reference data: {}",
+                    loaded.connectors.len(),
+                    loaded.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                    types.len(),
+                    types.join(", "),
+                    data.summary()
+                );
+            }
+            problems
         }
         Err(errs) => {
             for e in &errs.0 {
