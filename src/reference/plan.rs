@@ -169,14 +169,14 @@ impl<'a> Walker<'a> {
     /// value at `path`.
     fn walk(&mut self, base: &str, schema: &'a Value, path: &mut Vec<Seg>) {
         let Value::Object(o) = schema else { return };
-        if let Some(Value::String(r)) = o.get("$ref") {
-            if let Some((doc, frag, target)) = self.resolve(base, r) {
-                let key = format!("{doc}#{frag}");
-                if !self.expanding.contains(&key) {
-                    self.expanding.push(key);
-                    self.walk(&doc, target, path);
-                    self.expanding.pop();
-                }
+        if let Some(Value::String(r)) = o.get("$ref")
+            && let Some((doc, frag, target)) = self.resolve(base, r)
+        {
+            let key = format!("{doc}#{frag}");
+            if !self.expanding.contains(&key) {
+                self.expanding.push(key);
+                self.walk(&doc, target, path);
+                self.expanding.pop();
             }
         }
         if let Some(Value::Object(props)) = o.get("properties") {
