@@ -23,6 +23,7 @@ use crate::ingest::auth::Partners;
 use crate::ingest::commit::Committer;
 use crate::model::now_millis;
 use crate::queue::{self, MaintenanceContext};
+use crate::reference::{Checker, ReferenceData, ReferenceErrors};
 use crate::route::RouteTable;
 use crate::schema::{Catalogue, SchemaError};
 use crate::store::{Backend, Store, StoreError};
@@ -36,6 +37,9 @@ pub enum AppError {
     /// A mapping file did not compile (every error, `file:line: …`).
     #[error("mapping files do not load:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Mappings(Vec<crate::mapping::LoadError>),
+    /// The reference data did not load (one line per problem, `file:line`).
+    #[error("reference data is invalid:\n{0}")]
+    Reference(#[from] ReferenceErrors),
     /// The store did not open.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -64,6 +68,8 @@ pub struct Inner {
     pub catalogue: Catalogue,
     /// Compiled mapping files, all versions.
     pub mappings: Arc<crate::mapping::MappingSet>,
+    /// Reference data and the identifier checks run after the schema.
+    pub reference: Checker,
     /// Routes.
     pub routes: RouteTable,
     /// Partner keys.
@@ -121,7 +127,7 @@ pub fn node_id(cfg: &Config) -> String {
 /// against the catalogue. Every error of every file is returned.
 pub fn load_mappings(loaded: &Loaded, catalogue: &Catalogue) -> Result<crate::mapping::MappingSet, Vec<crate::mapping::LoadError>> {
     let dir = loaded.paths.resolve(&loaded.config.mappings.dir);
-    let reference = loaded.paths.resolve(std::path::Path::new("schemas/reference"));
+    let reference = loaded.paths.resolve(&loaded.config.catalogue.reference);
     crate::mapping::MappingSet::load(
         &dir,
         &crate::mapping::LoadContext {
@@ -140,6 +146,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     crate::telemetry::prometheus();
     let catalogue = Catalogue::load(&loaded.paths.resolve(&cfg.catalogue.schemas))?;
     let mappings = Arc::new(load_mappings(&loaded, &catalogue).map_err(AppError::Mappings)?);
+    let reference = Checker::new(&catalogue, ReferenceData::load(&loaded.paths.resolve(&cfg.catalogue.reference))?);
     let store = Store::connect(&cfg.database).await?;
     if store.backend() == Backend::Sqlite {
         // One process owns a SQLite store, so every claim left in flight
@@ -191,6 +198,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         store: store.clone(),
         catalogue,
         mappings,
+        reference,
         routes: RouteTable::new(&loaded.connectors),
         partners: Partners::new(&loaded.connectors),
         committer,

@@ -65,40 +65,53 @@ pub async fn signal_on(token: CancellationToken) {
     token.cancel();
 }
 
-/// `wastehub check`: validates config, connectors and schemas; every problem
-/// as `file:line: what is wrong`. Returns the number of problems.
+/// `wastehub check`: validates config, connectors, schemas, reference data
+/// and mapping files; every problem as `file:line: what is wrong`. Returns
+/// the number of problems.
 pub fn check(dir: &Path) -> usize {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     match config::load_with(dir, &env) {
         Ok(loaded) => {
             let schemas = loaded.paths.resolve(&loaded.config.catalogue.schemas);
-            match crate::schema::Catalogue::load(&schemas) {
-                Ok(cat) => {
-                    let mappings = match crate::app::load_mappings(&loaded, &cat) {
-                        Ok(set) => set,
-                        Err(errs) => {
-                            for e in &errs {
-                                eprintln!("{e}");
-                            }
-                            return errs.len();
-                        }
-                    };
-                    let types: Vec<&str> = cat.types().collect();
-                    println!(
-                        "ok: {} connector(s) [{}], {} message type(s) [{}], {} mapping file(s)",
-                        loaded.connectors.len(),
-                        loaded.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
-                        types.len(),
-                        types.join(", "),
-                        mappings.all().count()
-                    );
-                    0
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    1
-                }
+            let catalogue = crate::schema::Catalogue::load(&schemas);
+            let reference = crate::reference::ReferenceData::load(&loaded.paths.resolve(&loaded.config.catalogue.reference));
+            let mut problems = 0;
+            if let Err(e) = &catalogue {
+                eprintln!("{e}");
+                problems += 1;
             }
+            if let Err(errs) = &reference {
+                for e in &errs.0 {
+                    eprintln!("{e}");
+                }
+                problems += errs.0.len();
+            }
+            let mappings = match &catalogue {
+                Ok(cat) => match crate::app::load_mappings(&loaded, cat) {
+                    Ok(set) => Some(set),
+                    Err(errs) => {
+                        for e in &errs {
+                            eprintln!("{e}");
+                        }
+                        problems += errs.len();
+                        None
+                    }
+                },
+                Err(_) => None,
+            };
+            if let (Ok(cat), Ok(data), Some(set)) = (&catalogue, &reference, &mappings) {
+                let types: Vec<&str> = cat.types().collect();
+                println!(
+                    "ok: {} connector(s) [{}], {} message type(s) [{}], reference data: {}, {} mapping file(s)",
+                    loaded.connectors.len(),
+                    loaded.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                    types.len(),
+                    types.join(", "),
+                    data.summary(),
+                    set.all().count()
+                );
+            }
+            problems
         }
         Err(errs) => {
             for e in &errs.0 {

@@ -67,6 +67,9 @@ pub struct ServerConfig {
 pub struct CatalogueConfig {
     /// Schema folder, relative to the config directory unless absolute.
     pub schemas: PathBuf,
+    /// Reference data folder (waste codes by edition, division codes),
+    /// relative to the config directory unless absolute.
+    pub reference: PathBuf,
 }
 
 /// `[mappings]`.

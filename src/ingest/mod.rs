@@ -1,7 +1,7 @@
 //! Ingest: `POST /api/v1/messages`. Authenticate the partner, refuse when the
 //! backlog is full, read the body within limits, check each CloudEvent
-//! (envelope, source ownership, canonical schema), route it, and answer 202
-//! only after the message and its deliveries are committed.
+//! (envelope, source ownership, canonical schema, reference data), route it,
+//! and answer 202 only after the message and its deliveries are committed.
 
 pub mod auth;
 pub mod cloudevent;
@@ -216,6 +216,14 @@ async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Valu
     if let Err(e) = app.catalogue.validate(&env.r#type, env.data(), "/data") {
         errors.extend(e);
     }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    // Identifier checks that need data or arithmetic, on a body the schema
+    // accepted. `time` is required by the envelope; the accept time stands in
+    // only if it ever fails to parse.
+    let time = chrono::DateTime::parse_from_rfc3339(&env.time).unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
+    let errors = app.reference.check(&env.r#type, env.data(), time, "/data");
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

@@ -4,13 +4,19 @@
 //! Shared definitions live in `schemas/canonical/common/v1.json`; schemas refer
 //! to each other by relative `$ref`, resolved against their `$id`s in one
 //! offline registry (nothing is ever fetched). Validation is pure.
+//!
+//! At load the catalogue also derives, per type, where the reference checks
+//! (USCI, division code, waste code) apply, from the schemas' `$ref`s into
+//! `common/v1.json` ([`crate::reference::plan`]); [`crate::reference::Checker`]
+//! runs them after validation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::error::FieldError;
+use crate::reference::plan::{self, Plan};
 
 pub mod walk;
 
@@ -57,6 +63,8 @@ pub struct Catalogue {
     docs: walk::SchemaDocs,
     /// Message type → `$id` of its schema.
     ids: BTreeMap<String, String>,
+    /// Where the reference checks apply, per type (derived at load).
+    plans: BTreeMap<String, Plan>,
 }
 
 impl std::fmt::Debug for Catalogue {
@@ -135,11 +143,27 @@ impl Catalogue {
                 })?;
             validators.insert(name.clone(), validator);
         }
+        let mut by_id: HashMap<String, Value> = HashMap::new();
+        let mut roots: Vec<(String, String)> = Vec::new();
+        for (name, _, doc) in docs {
+            let id = doc.get("$id").and_then(Value::as_str).unwrap_or_default().to_string();
+            if validators.contains_key(&name) {
+                roots.push((name, id.clone()));
+            }
+            by_id.insert(id, doc);
+        }
+        let plans = roots.into_iter().map(|(name, id)| (name, plan::derive(&id, &by_id))).collect();
         Ok(Self {
             validators,
             docs: raw,
             ids,
+            plans,
         })
+    }
+
+    /// Every type's reference-check plan (targets derived from its schema).
+    pub fn plans(&self) -> impl Iterator<Item = (&str, &Plan)> {
+        self.plans.iter().map(|(t, p)| (t.as_str(), p))
     }
 
     /// The raw schema documents, for path checks.

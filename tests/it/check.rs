@@ -70,3 +70,42 @@ fn environment_overrides_reach_the_config_and_are_checked() {
     assert!(!out.status.success());
     assert!(err.contains("national.toml:") && err.contains("not a url"), "{err}");
 }
+
+#[test]
+fn check_reports_broken_reference_data_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(dir.path().join("connectors")).expect("mkdir");
+    let reference = dir.path().join("reference");
+    std::fs::create_dir_all(&reference).expect("mkdir");
+    std::fs::write(reference.join("divisions.csv"), "code,name_zh\n350100,福州市\n350100,福州市\n").expect("write");
+    std::fs::write(
+        reference.join("waste-code-editions.csv"),
+        "edition,valid_from,file\n2021,2021-01-01,codes.csv\n2025,2025-01-01,waste-codes-2025.csv\n",
+    )
+    .expect("write");
+    std::fs::write(reference.join("codes.csv"), "code,category\n900-041-49,HW08\n").expect("write");
+    std::fs::write(
+        dir.path().join("wastehub.toml"),
+        format!(
+            "[catalogue]\nschemas = \"{}\"\nreference = \"reference\"\n",
+            repo().join("schemas/canonical").display()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_wastehub"))
+        .args(["check", "--config"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("divisions.csv:3: duplicate code 350100 (first on line 2)"), "{err}");
+    assert!(
+        err.contains("waste-code-editions.csv:3: edition 2025 names file \"waste-codes-2025.csv\", which does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("codes.csv:2: category HW08 does not match waste code 900-041-49 (expected HW49)"),
+        "{err}"
+    );
+}

@@ -12,4 +12,5 @@ mod ingest;
 mod ops;
 mod ordering;
 mod postgres;
+mod reference;
 mod shutdown;

@@ -305,11 +305,14 @@ fn write_hub_config(
     let (key, key_sha) = generate_key();
     let (_, op_sha) = generate_key();
     let schemas = std::fs::canonicalize(schemas).with_context(|| format!("schemas folder {}", schemas.display()))?;
+    // The reference tables sit beside the canonical schemas (`schemas/reference`).
+    let reference = schemas.with_file_name("reference");
     std::fs::write(
         hub.join("wastehub.toml"),
         format!(
-            "[catalogue]\nschemas = {:?}\n[database]\nurl = {database:?}\n[ingest]\nmax_backlog = {max_backlog}\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[log]\nlevel = \"warn\"\n",
-            schemas.display().to_string()
+            "[catalogue]\nschemas = {:?}\nreference = {:?}\n[database]\nurl = {database:?}\n[ingest]\nmax_backlog = {max_backlog}\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[log]\nlevel = \"warn\"\n",
+            schemas.display().to_string(),
+            reference.display().to_string()
         ),
     )?;
     std::fs::write(

@@ -294,9 +294,11 @@ impl Drop for TestApp {
 /// Writes a hub config directory (as `spawn` does) for a hub run as a separate process.
 pub fn write_config_dir(dir: &Path, database: &str, key_sha: &str, op_sha: &str, spec: &HubSpec) {
     let schemas = repo().join("schemas/canonical");
+    let reference = repo().join("schemas/reference");
     let config = format!(
-        "[catalogue]\nschemas = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n{}\n",
+        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n{}\n",
         schemas.display(),
+        reference.display(),
         spec.config
     );
     // Later sections in spec.config override the ones above (last key wins is
