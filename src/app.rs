@@ -128,13 +128,60 @@ pub fn node_id(cfg: &Config) -> String {
 pub fn load_mappings(loaded: &Loaded, catalogue: &Catalogue) -> Result<crate::mapping::MappingSet, Vec<crate::mapping::LoadError>> {
     let dir = loaded.paths.resolve(&loaded.config.mappings.dir);
     let reference = loaded.paths.resolve(&loaded.config.catalogue.reference);
-    crate::mapping::MappingSet::load(
+    let set = crate::mapping::MappingSet::load(
         &dir,
         &crate::mapping::LoadContext {
             catalogue,
             reference_dir: &reference,
         },
-    )
+    )?;
+    let errors = connector_mapping_errors(&loaded.connectors, &set);
+    if errors.is_empty() { Ok(set) } else { Err(errors) }
+}
+
+/// Every mapping a connector names must exist, translate that message type
+/// and go the right way.
+fn connector_mapping_errors(
+    connectors: &[crate::config::ConnectorConfig],
+    set: &crate::mapping::MappingSet,
+) -> Vec<crate::mapping::LoadError> {
+    use crate::mapping::Direction;
+    let mut errors = Vec::new();
+    for c in connectors {
+        let text = std::fs::read_to_string(&c.file).unwrap_or_default();
+        let sides = [
+            (Direction::Inbound, c.inbound.as_ref().map(|i| &i.mappings)),
+            (Direction::Outbound, c.outbound.as_ref().map(|o| &o.mappings)),
+        ];
+        for (direction, mappings) in sides {
+            for (message_type, name) in mappings.into_iter().flatten() {
+                let line = text.lines().position(|l| l.contains(&format!("\"{name}\""))).map_or(1, |i| i + 1);
+                let problem = match set.versions(name).first() {
+                    None => Some(format!(
+                        "mapping {name:?} (for {message_type}) does not exist; known: {}",
+                        set.names().collect::<Vec<_>>().join(", ")
+                    )),
+                    Some(m) if m.message_type != *message_type => {
+                        Some(format!("mapping {name:?} translates {}, not {message_type}", m.message_type))
+                    }
+                    Some(m) if m.direction != direction => Some(format!(
+                        "mapping {name:?} is {:?}, but it is named under [{}]",
+                        m.direction,
+                        if direction == Direction::Inbound { "inbound.mappings" } else { "outbound.mappings" }
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(message) = problem {
+                    errors.push(crate::mapping::LoadError {
+                        file: std::path::PathBuf::from(&c.file),
+                        line,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// Runs the hub on `listener` until `shutdown` is cancelled. This is the

@@ -19,6 +19,8 @@ pub struct Partner {
     pub name: String,
     /// The `source` values it may use.
     pub sources: Vec<String>,
+    /// Message type → inbound mapping, for documents in its own format.
+    pub mappings: std::collections::BTreeMap<String, String>,
 }
 
 /// Key digest → partner.
@@ -43,6 +45,7 @@ impl Partners {
                     Partner {
                         name: c.name.clone(),
                         sources: inb.sources.clone(),
+                        mappings: inb.mappings.clone(),
                     },
                 );
             }

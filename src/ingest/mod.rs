@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod cloudevent;
 pub mod commit;
+pub mod document;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -25,7 +26,7 @@ use crate::telemetry;
 
 /// The ingest routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(post_messages))
+    OpenApiRouter::new().routes(routes!(post_messages)).merge(document::router())
 }
 
 /// The answer for one accepted (or duplicate) event.
@@ -108,12 +109,7 @@ enum Shape {
 async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
     let partner = app.partners.authenticate(req.headers())?.clone();
     let cfg = &app.config.ingest;
-    if app.backlog.get() >= i64::try_from(cfg.max_backlog).unwrap_or(i64::MAX) {
-        return Err(ApiError::backpressure(
-            cfg.backlog_retry_after.0,
-            "the hub's delivery backlog is full; nothing was accepted, send again later",
-        ));
-    }
+    refuse_when_full(app)?;
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -185,7 +181,19 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// 429 while the delivery backlog is at its limit.
+pub(crate) fn refuse_when_full(app: &AppState) -> Result<(), ApiError> {
+    let cfg = &app.config.ingest;
+    if app.backlog.get() >= i64::try_from(cfg.max_backlog).unwrap_or(i64::MAX) {
+        return Err(ApiError::backpressure(
+            cfg.backlog_retry_after.0,
+            "the hub's delivery backlog is full; nothing was accepted, send again later",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         // http-body-util's limit error is only visible through the source
         // chain; its text is stable ("length limit exceeded").
@@ -204,7 +212,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 /// Checks, routes and commits one event.
-async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<(StatusCode, Accepted), ApiError> {
+pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<(StatusCode, Accepted), ApiError> {
     let env = cloudevent::parse(value).map_err(ApiError::validation)?;
     if !partner.sources.contains(&env.source) {
         return Err(ApiError::forbidden(

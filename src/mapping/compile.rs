@@ -55,6 +55,9 @@ enum Side {
 
 struct Compiler<'a> {
     file: &'a Path,
+    /// The file's path under the mappings folder, used in rule locations
+    /// (they reach partners in error answers; no server paths there).
+    label: &'a str,
     text: &'a str,
     ctx: &'a LoadContext<'a>,
     tables: &'a mut TableCache,
@@ -66,9 +69,17 @@ struct Compiler<'a> {
     output_is_xml: bool,
 }
 
-/// Compiles one file. `name` is the mapping's name (its path under the
-/// mappings folder, without version suffix and extension).
-pub fn compile(file: &Path, name: String, text: &str, ctx: &LoadContext<'_>, tables: &mut TableCache) -> Result<Mapping, Vec<LoadError>> {
+/// Compiles one file. `label` is its path under the mappings folder;
+/// `name` the mapping's name (that path without version suffix and
+/// extension).
+pub fn compile(
+    file: &Path,
+    label: &str,
+    name: String,
+    text: &str,
+    ctx: &LoadContext<'_>,
+    tables: &mut TableCache,
+) -> Result<Mapping, Vec<LoadError>> {
     let spec: FileSpec = toml::from_str(text).map_err(|e| {
         vec![LoadError {
             file: file.to_path_buf(),
@@ -78,6 +89,7 @@ pub fn compile(file: &Path, name: String, text: &str, ctx: &LoadContext<'_>, tab
     })?;
     let mut c = Compiler {
         file,
+        label,
         text,
         ctx,
         tables,
@@ -349,7 +361,7 @@ impl Compiler<'_> {
     /// enclosing `each` on each side.
     fn rule(&mut self, spec: &Spanned<RuleSpec>, src_base: &[String], dst_base: &[String], in_each: bool) -> Option<Rule> {
         let r = spec.get_ref();
-        let at = format!("{}:{}", self.file.display(), line_of(self.text, spec.span().start));
+        let at = format!("{}:{}", self.label, line_of(self.text, spec.span().start));
         let to_text = r.to.get_ref().trim_start_matches('/').to_string();
         if to_text.is_empty() {
             self.err(&r.to, "to is empty".into());

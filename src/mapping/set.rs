@@ -56,7 +56,8 @@ impl MappingSet {
                     continue;
                 }
             };
-            match compile(&file, name.clone(), &text, ctx, &mut tables) {
+            let label = file.strip_prefix(dir).unwrap_or(&file).to_string_lossy().replace('\\', "/");
+            match compile(&file, &label, name.clone(), &text, ctx, &mut tables) {
                 Ok(m) => {
                     if let Some(v) = suffix_version
                         && v != m.version

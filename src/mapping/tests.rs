@@ -30,7 +30,7 @@ fn compile_text(text: &str) -> Result<Mapping, Vec<LoadError>> {
         catalogue: &cat,
         reference_dir: &root().join("schemas/reference"),
     };
-    compile(&file, "m".into(), text, &ctx, &mut TableCache::default())
+    compile(&file, "m.toml", "m".into(), text, &ctx, &mut TableCache::default())
 }
 
 const OUT_HEAD: &str = r#"
