@@ -68,6 +68,8 @@ pub struct Inner {
     pub catalogue: Catalogue,
     /// Compiled mapping files, all versions.
     pub mappings: Arc<crate::mapping::MappingSet>,
+    /// Per destination, how its bodies are rendered (for the trace API).
+    pub renderers: std::collections::BTreeMap<String, crate::deliver::render::Renderer>,
     /// Reference data and the identifier checks run after the schema.
     pub reference: Checker,
     /// Routes.
@@ -167,7 +169,11 @@ fn connector_mapping_errors(
                     Some(m) if m.direction != direction => Some(format!(
                         "mapping {name:?} is {:?}, but it is named under [{}]",
                         m.direction,
-                        if direction == Direction::Inbound { "inbound.mappings" } else { "outbound.mappings" }
+                        if direction == Direction::Inbound {
+                            "inbound.mappings"
+                        } else {
+                            "outbound.mappings"
+                        }
                     )),
                     Some(_) => None,
                 };
@@ -244,6 +250,17 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         config: cfg.clone(),
         store: store.clone(),
         catalogue,
+        renderers: loaded
+            .connectors
+            .iter()
+            .filter_map(|c| {
+                let out = c.outbound.as_ref()?;
+                Some((
+                    c.name.clone(),
+                    crate::deliver::render::Renderer::new(mappings.clone(), out.mappings.clone()),
+                ))
+            })
+            .collect(),
         mappings,
         reference,
         routes: RouteTable::new(&loaded.connectors),

@@ -11,7 +11,7 @@ use super::Operator;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::model::DeliveryStatus;
-use crate::store::{MessageFilter, MessagePage, MessageView};
+use crate::store::{MessageFilter, MessagePage, MessageView, RenderedView};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_message)).routes(routes!(list_messages))
@@ -31,7 +31,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 )]
 async fn get_message(_: Operator, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<MessageView>> {
     match app.store.message(&id).await {
-        Ok(Some(m)) => Ok(Json(m)),
+        Ok(Some(mut m)) => {
+            render_deliveries(&app, &mut m);
+            Ok(Json(m))
+        }
         Ok(None) => Err(ApiError::not_found(format!("no message {id}"))),
         Err(e) => Err(ApiError::internal(&e)),
     }
@@ -101,4 +104,28 @@ pub(super) fn parse_time(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> 
             .map_err(|_| ApiError::bad_request("bad_filter", format!("{name} must be an RFC 3339 timestamp")))
     })
     .transpose()
+}
+
+/// Fills in each delivery's body as its destination's mapping renders it.
+fn render_deliveries(app: &AppState, m: &mut MessageView) {
+    for d in &mut m.deliveries {
+        let Some(renderer) = app.renderers.get(&d.destination) else {
+            continue;
+        };
+        let Some(name) = renderer.mapping_for(&m.r#type) else { continue };
+        d.rendered = Some(match renderer.render_value(name, &m.event, d.mapping_at) {
+            Ok(r) => RenderedView {
+                mapping: r.mapping.as_ref().map(|(n, v)| format!("{n} v{v}")).unwrap_or_default(),
+                content_type: r.content_type.clone(),
+                body: Some(r.text()),
+                error: None,
+            },
+            Err(e) => RenderedView {
+                mapping: name.to_string(),
+                content_type: String::new(),
+                body: None,
+                error: Some(e.message),
+            },
+        });
+    }
 }

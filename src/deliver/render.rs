@@ -36,6 +36,15 @@ pub struct Rendered {
     pub content_type: String,
     /// The mapping and version used; `None` for the canonical form.
     pub mapping: Option<(String, u32)>,
+    /// The character encoding of `body`.
+    pub encoding: &'static encoding_rs::Encoding,
+}
+
+impl Rendered {
+    /// The body as text, decoded from its encoding.
+    pub fn text(&self) -> String {
+        self.encoding.decode_without_bom_handling(&self.body).0.into_owned()
+    }
 }
 
 impl Renderer {
@@ -53,6 +62,7 @@ impl Renderer {
             body: event.as_bytes().to_vec(),
             content_type: CANONICAL_CONTENT_TYPE.into(),
             mapping: None,
+            encoding: encoding_rs::UTF_8,
         };
         if self.by_type.is_empty() {
             return Ok(canonical());
@@ -78,6 +88,7 @@ impl Renderer {
             body: out.body,
             content_type: out.content_type,
             mapping: Some((mapping.name.clone(), mapping.version)),
+            encoding: mapping.output_encoding(),
         })
     }
 

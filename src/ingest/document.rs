@@ -95,7 +95,11 @@ async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Re
                 "{message_type} documents from {} are {}; send Content-Type {}",
                 partner.name,
                 if mapping.reads_xml() { "XML" } else { "JSON" },
-                if mapping.reads_xml() { "application/xml" } else { "application/json" }
+                if mapping.reads_xml() {
+                    "application/xml"
+                } else {
+                    "application/json"
+                }
             ),
         ));
     }
@@ -120,12 +124,17 @@ async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Re
                     .collect(),
             );
             err.code = "mapping_failed";
-            err.detail = format!("the document does not map to {message_type} with {} v{}", mapping.name, mapping.version);
+            err.detail = format!(
+                "the document does not map to {message_type} with {} v{}",
+                mapping.name, mapping.version
+            );
             err
         }
     })?;
     let Some(Value::Object(mut event)) = mapped.json else {
-        return Err(ApiError::internal(&std::io::Error::other("an inbound mapping produced no JSON object")));
+        return Err(ApiError::internal(&std::io::Error::other(
+            "an inbound mapping produced no JSON object",
+        )));
     };
     let source = partner.sources.first().cloned().ok_or_else(|| {
         ApiError::forbidden(

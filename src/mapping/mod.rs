@@ -352,6 +352,14 @@ impl Mapping {
         })
     }
 
+    /// The character encoding of the output bytes.
+    pub fn output_encoding(&self) -> &'static encoding_rs::Encoding {
+        match &self.output {
+            Format::XmlOut(style) => style.encoding,
+            _ => encoding_rs::UTF_8,
+        }
+    }
+
     /// Whether the output is XML.
     pub fn writes_xml(&self) -> bool {
         matches!(self.output, Format::XmlOut(_))

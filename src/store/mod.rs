@@ -26,7 +26,7 @@ use crate::config::{DatabaseConfig, SqliteSynchronous};
 pub use attempts::AttemptView;
 pub use deliveries::{Claimed, Completion, CompletionOutcome, MappingChoice, ReplayFilter};
 pub use messages::{InsertOutcome, NewMessage, Receipt, ReceiptDelivery};
-pub use trace::{DeliveryView, DestinationStats, MessageFilter, MessagePage, MessageSummary, MessageView};
+pub use trace::{DeliveryView, DestinationStats, MessageFilter, MessagePage, MessageSummary, MessageView, RenderedView};
 
 /// Store failures. Constraint problems are answered by the callers; anything
 /// else is an outage or a bug.

@@ -56,6 +56,26 @@ pub struct DeliveryView {
     pub receipt: Option<serde_json::Value>,
     /// Every attempt, oldest first.
     pub attempts: Vec<AttemptView>,
+    /// The mapping versions that render this delivery are those in force
+    /// at this time (Unix ms): acceptance, or a replay with current mappings.
+    #[serde(skip)]
+    pub mapping_at: i64,
+    /// The body in the partner's format, when the destination maps this
+    /// type (`null` when it receives the canonical event shown above).
+    pub rendered: Option<RenderedView>,
+}
+
+/// A delivery's body as its destination's outbound mapping renders it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct RenderedView {
+    /// Mapping name and version, e.g. `national/manifest-created-out v1`.
+    pub mapping: String,
+    /// Media type sent.
+    pub content_type: String,
+    /// The body as text (decoded from its declared encoding).
+    pub body: Option<String>,
+    /// Why rendering fails (the delivery is dead-lettered with this).
+    pub error: Option<String>,
 }
 
 /// A line of the message list.
@@ -144,6 +164,7 @@ struct DeliveryRow {
     due_at: i64,
     last_error: Option<String>,
     receipt: Option<String>,
+    mapping_at: Option<i64>,
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -168,6 +189,8 @@ impl Store {
                 destination: d.destination,
                 status: d.status,
                 last_error: d.last_error,
+                mapping_at: d.mapping_at.unwrap_or(m.received_at),
+                rendered: None,
             })
             .collect();
         Ok(Some(MessageView {
@@ -191,7 +214,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT id, message_id, destination, status, due_at, last_error, receipt FROM deliveries \
+            "SELECT id, message_id, destination, status, due_at, last_error, receipt, mapping_at FROM deliveries \
              WHERE message_id IN ({}) ORDER BY destination",
             super::placeholders(1, message_ids.len())
         );

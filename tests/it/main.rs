@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod demo;
 mod ingest;
+mod mappings;
 mod ops;
 mod ordering;
 mod postgres;

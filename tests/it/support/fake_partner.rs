@@ -20,8 +20,12 @@ pub struct Request {
     pub ce_id: String,
     /// `Idempotency-Key` header.
     pub idempotency_key: String,
-    /// Parsed body.
+    /// Parsed body (JSON bodies; `Null` otherwise).
     pub body: Value,
+    /// The body as text.
+    pub raw: String,
+    /// `Content-Type` header.
+    pub content_type: String,
     /// Arrival time.
     pub at: Instant,
     /// The answer given.
@@ -153,6 +157,8 @@ async fn handle(State(st): State<St>, headers: HeaderMap, body: Bytes) -> Respon
         ce_id: h("ce-id"),
         idempotency_key: h("idempotency-key"),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: String::from_utf8_lossy(&body).into_owned(),
+        content_type: h("content-type"),
         at: Instant::now(),
         status: 0,
     };
