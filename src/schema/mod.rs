@@ -217,7 +217,42 @@ mod tests {
     #[test]
     fn shipped_catalogue_has_the_core_types() {
         let c = shipped();
-        for t in ["manifest-created", "manifest-updated", "ledger-entry", "track-points"] {
+        for t in [
+            // reference data
+            "enterprise-registration",
+            "licence-record",
+            "transporter-record",
+            "whitelist-entry",
+            "point-to-point-approval",
+            // planning and reporting
+            "management-plan",
+            "ledger-entry",
+            "periodic-declaration",
+            "quarterly-industrial-report",
+            // transfer
+            "manifest-created",
+            "manifest-updated",
+            "manifest-dispatched",
+            "manifest-handover",
+            "manifest-confirmed",
+            "manifest-cancelled",
+            "manifest-corrected",
+            "paper-manifest-backfilled",
+            "track-points",
+            "weighing",
+            // cross-province
+            "xp-request",
+            "xp-acceptance",
+            "xp-consultation",
+            "xp-reply",
+            "xp-decision",
+            // corrections, prompts, other
+            "data-correction",
+            "prompt",
+            "video-ai-alert",
+            "medical-waste-handover",
+            "substitute-disposal",
+        ] {
             assert!(c.knows(t), "missing {t}");
         }
         assert!(!c.knows("common"));
