@@ -262,7 +262,10 @@ async fn a_mapping_error_dead_letters_one_message_and_a_replay_uses_the_fixed_ve
         s.database = db;
         s
     };
-    let app = TestApp::spawn(spec(None)).await;
+    // The database outlives the first hub (a hub's own temp folder does not).
+    let db_dir = tempfile::tempdir().expect("tempdir");
+    let database = crate::support::fresh_database(db_dir.path()).await;
+    let app = TestApp::spawn(spec(Some(database.clone()))).await;
     let broken = app.accept(&samples::manifest(1, "a")).await;
     let mut fine = samples::manifest(2, "b");
     fine["data"]["cross_province_approval_no"] = json!("闽环固转〔2026〕0001号");
@@ -274,7 +277,6 @@ async fn a_mapping_error_dead_letters_one_message_and_a_replay_uses_the_fixed_ve
     let error = trace["deliveries"][0]["last_error"].as_str().unwrap_or("");
     assert!(error.contains("mapping p/out v1 failed") && error.contains("/approval"), "{trace}");
     assert!(trace["deliveries"][0]["rendered"]["error"].is_string(), "{trace}");
-    let database = app.database.clone();
     app.stop().await.expect("stop");
 
     // The fix: version 2 falls back to the plan filing number, in force from now.
@@ -312,12 +314,13 @@ async fn the_hub_refuses_to_start_on_a_broken_mapping() {
     write_mapping(mappings.path(), "out.toml", 1, "2026-01-01", "/data/no_such_field");
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = HubSpec::new().config(&format!("[mappings]\ndir = \"{}\"", mappings.path().display()));
-    crate::support::write_config_dir(dir.path(), "sqlite://unused.db", "00", "00", &spec);
+    let digest = "0".repeat(64);
+    crate::support::write_config_dir(dir.path(), "sqlite://unused.db", &digest, &digest, &spec);
     let loaded = wastehub::config::load_with(dir.path(), &Default::default()).expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let err = wastehub::run(loaded, listener, Default::default())
         .await
         .expect_err("must not start");
     let text = err.to_string();
-    assert!(text.contains("out.toml:20:") && text.contains("no_such_field"), "{text}");
+    assert!(text.contains("out.toml:21:") && text.contains("no_such_field"), "{text}");
 }
