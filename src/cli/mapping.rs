@@ -13,7 +13,7 @@ use crate::mapping::{MappingSet, cases};
 use crate::schema::Catalogue;
 
 /// Loads config, catalogue and mappings from `dir`, or explains why not.
-pub fn load(dir: &Path) -> anyhow::Result<(Catalogue, MappingSet)> {
+pub fn load(dir: &Path) -> anyhow::Result<(Catalogue, MappingSet, crate::reference::Checker)> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let loaded = config::load_with(dir, &env).map_err(|errs| {
         anyhow::anyhow!(
@@ -28,15 +28,17 @@ pub fn load(dir: &Path) -> anyhow::Result<(Catalogue, MappingSet)> {
             errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
         )
     })?;
-    Ok((catalogue, set))
+    let data = crate::reference::ReferenceData::load(&loaded.paths.resolve(&loaded.config.catalogue.reference))?;
+    let checker = crate::reference::Checker::new(&catalogue, data);
+    Ok((catalogue, set, checker))
 }
 
 /// `wastehub test [PATH]`: runs the cases beside the mappings (all, or
 /// those under PATH) and prints a line per case, with a diff for failures.
 /// Returns the number of failed cases.
 pub fn test(dir: &Path, only: Option<&Path>) -> anyhow::Result<usize> {
-    let (catalogue, set) = load(dir)?;
-    let results = cases::run_all(&set, &catalogue, only);
+    let (catalogue, set, checker) = load(dir)?;
+    let results = cases::run_all(&set, &catalogue, Some(&checker), only);
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for r in &results {
@@ -89,7 +91,7 @@ pub struct MapArgs {
 
 /// `wastehub map`.
 pub fn map(args: &MapArgs) -> anyhow::Result<()> {
-    let (_, set) = load(&args.config)?;
+    let (_, set, _) = load(&args.config)?;
     let at: DateTime<Utc> = match &args.at {
         Some(t) => DateTime::parse_from_rfc3339(t)
             .with_context(|| format!("--at {t:?} is not an RFC 3339 time"))?

@@ -9,6 +9,8 @@
 //! the mapping error must contain). Outputs are also validated: canonical
 //! outputs against the catalogue, partner outputs against the mapping's
 //! declared partner schema; inputs against the partner schema when declared.
+//! Canonical outputs also pass the reference checks (USCI check character,
+//! division and waste codes) when reference data is given.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,7 @@ use serde_json::Value;
 use super::set::{CASES_DIR, case_stem};
 use super::value::{Node, Scalar};
 use super::{Direction, Mapping, MappingSet, xml_in, xml_out};
+use crate::reference::Checker;
 use crate::schema::Catalogue;
 
 /// The result of one case.
@@ -33,7 +36,8 @@ pub struct CaseResult {
 /// Runs every case of every mapping in `set` (versions included). With
 /// `only`, runs the cases of mappings whose file or case folder lies under
 /// that path.
-pub fn run_all(set: &MappingSet, catalogue: &Catalogue, only: Option<&Path>) -> Vec<CaseResult> {
+/// Canonical outputs also pass the reference checks when `checker` is given.
+pub fn run_all(set: &MappingSet, catalogue: &Catalogue, checker: Option<&Checker>, only: Option<&Path>) -> Vec<CaseResult> {
     let only = only.map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
     let mut results = Vec::new();
     for mapping in set.all() {
@@ -50,7 +54,7 @@ pub fn run_all(set: &MappingSet, catalogue: &Catalogue, only: Option<&Path>) -> 
                     continue;
                 }
             }
-            let failure = run_case(mapping, catalogue, &case).err();
+            let failure = run_case(mapping, catalogue, checker, &case).err();
             results.push(CaseResult {
                 mapping: mapping.file.clone(),
                 case,
@@ -80,7 +84,7 @@ fn find(case: &Path, stem: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-fn run_case(m: &Mapping, catalogue: &Catalogue, case: &Path) -> Result<(), String> {
+fn run_case(m: &Mapping, catalogue: &Catalogue, checker: Option<&Checker>, case: &Path) -> Result<(), String> {
     let input_file = find(case, "input").ok_or("no input.json or input.xml")?;
     let input = std::fs::read(&input_file).map_err(|e| format!("{}: {e}", input_file.display()))?;
     if let Some(schema) = &m.input_schema {
@@ -155,6 +159,18 @@ fn run_case(m: &Mapping, catalogue: &Catalogue, case: &Path) -> Result<(), Strin
                     m.message_type,
                     lines.join("\n  ")
                 ));
+            }
+            if let Some(checker) = checker {
+                let time = actual_tree
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+                let errs = checker.check(&m.message_type, &data, time, "/data");
+                if !errs.is_empty() {
+                    let lines: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
+                    return Err(format!("output fails the reference checks:\n  {}", lines.join("\n  ")));
+                }
             }
         }
         Direction::Outbound => {

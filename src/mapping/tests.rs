@@ -279,7 +279,9 @@ fn shipped_mapping_cases_pass() {
     };
     let set = MappingSet::load(&root().join("mappings"), &ctx)
         .unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
-    let results = cases::run_all(&set, &cat, None);
+    let data = crate::reference::ReferenceData::load(&root().join("schemas/reference")).expect("reference data");
+    let checker = crate::reference::Checker::new(&cat, data);
+    let results = cases::run_all(&set, &cat, Some(&checker), None);
     let failures: Vec<String> = results
         .iter()
         .filter_map(|r| r.failure.as_ref().map(|f| format!("{}:\n{f}", r.case.display())))
@@ -315,7 +317,7 @@ fn a_wrong_expectation_shows_a_diff() {
     );
     std::fs::write(&mfile, text).unwrap();
     let set = MappingSet::load(dir.path(), &ctx).unwrap();
-    let results = cases::run_all(&set, &cat, Some(&dir.path().join("cases/manifest-created-out/kilograms")));
+    let results = cases::run_all(&set, &cat, None, Some(&dir.path().join("cases/manifest-created-out/kilograms")));
     assert_eq!(results.len(), 1);
     let report = results[0].failure.as_deref().expect("fails");
     assert!(
