@@ -8,6 +8,7 @@ mod check;
 mod crash;
 mod delivery;
 mod demo;
+mod fuzz;
 mod ingest;
 mod mappings;
 mod ops;
