@@ -163,9 +163,10 @@ fn connector_mapping_errors(
                         "mapping {name:?} (for {message_type}) does not exist; known: {}",
                         set.names().collect::<Vec<_>>().join(", ")
                     )),
-                    Some(m) if m.message_type != *message_type => {
-                        Some(format!("mapping {name:?} translates {}, not {message_type}", m.message_type))
-                    }
+                    Some(m) if !m.message_types.contains(message_type) => Some(format!(
+                        "mapping {name:?} translates {}, not {message_type}",
+                        m.message_types.join(", ")
+                    )),
                     Some(m) if m.direction != direction => Some(format!(
                         "mapping {name:?} is {:?}, but it is named under [{}]",
                         m.direction,

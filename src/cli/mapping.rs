@@ -72,7 +72,7 @@ pub fn test(dir: &Path, only: Option<&Path>) -> anyhow::Result<usize> {
 /// Arguments of `wastehub map`.
 #[derive(Debug, clap::Args)]
 pub struct MapArgs {
-    /// The mapping: a name (`national/manifest-created-out`) or a file.
+    /// The mapping: a name (`national/manifest-out`) or a file.
     #[arg(long)]
     pub mapping: String,
     /// The document to translate.

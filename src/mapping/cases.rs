@@ -152,11 +152,11 @@ fn run_case(m: &Mapping, catalogue: &Catalogue, checker: Option<&Checker>, case:
                 }
             }
             let data = actual_tree.get("data").cloned().unwrap_or(Value::Null);
-            if let Err(errs) = catalogue.validate(&m.message_type, &data, "/data") {
+            if let Err(errs) = catalogue.validate(m.message_type(), &data, "/data") {
                 let lines: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
                 return Err(format!(
                     "output does not validate against the {} schema:\n  {}",
-                    m.message_type,
+                    m.message_type(),
                     lines.join("\n  ")
                 ));
             }
@@ -166,7 +166,7 @@ fn run_case(m: &Mapping, catalogue: &Catalogue, checker: Option<&Checker>, case:
                     .and_then(Value::as_str)
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                     .unwrap_or_else(|| chrono::Utc::now().fixed_offset());
-                let errs = checker.check(&m.message_type, &data, time, "/data");
+                let errs = checker.check(m.message_type(), &data, time, "/data");
                 if !errs.is_empty() {
                     let lines: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
                     return Err(format!("output fails the reference checks:\n  {}", lines.join("\n  ")));

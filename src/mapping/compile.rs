@@ -45,8 +45,9 @@ const ENVELOPE: [&str; 10] = [
 
 /// The schema one side of a mapping is checked against.
 enum Side {
-    /// The canonical event: envelope plus the type's schema under `/data`.
-    Canonical { schema_id: String },
+    /// The canonical event: envelope plus, under `/data`, the schema of
+    /// each type the mapping translates.
+    Canonical { schema_ids: Vec<String> },
     /// A partner format with a schema file.
     Partner { docs: SchemaDocs, id: String },
     /// A partner format without a schema: paths cannot be checked.
@@ -112,21 +113,26 @@ pub fn compile(
             Direction::Outbound
         }
     };
-    let message_type = header.message_type.get_ref().clone();
-    let schema_id = match ctx.catalogue.schema_id(&message_type) {
-        Some(id) => id.to_string(),
-        None => {
-            let known: Vec<&str> = ctx.catalogue.types().collect();
-            c.err(
-                &header.message_type,
-                format!(
-                    "message_type {message_type:?} is not in the catalogue (known: {})",
-                    known.join(", ")
-                ),
-            );
-            String::new()
-        }
+    let message_types: Vec<String> = match header.message_type.get_ref() {
+        OneOrMany::One(t) => vec![t.clone()],
+        OneOrMany::Many(ts) => ts.clone(),
     };
+    if message_types.is_empty() {
+        c.err(&header.message_type, "message_type is an empty list".into());
+    }
+    let mut schema_ids = Vec::new();
+    for t in &message_types {
+        match ctx.catalogue.schema_id(t) {
+            Some(id) => schema_ids.push(id.to_string()),
+            None => {
+                let known: Vec<&str> = ctx.catalogue.types().collect();
+                c.err(
+                    &header.message_type,
+                    format!("message_type {t:?} is not in the catalogue (known: {})", known.join(", ")),
+                );
+            }
+        }
+    }
     let effective_from = match parse_effective(header.effective_from.get_ref()) {
         Ok(t) => t,
         Err(m) => {
@@ -146,7 +152,7 @@ pub fn compile(
             }
             c.input = c.partner_side(&spec.input);
             c.output = Side::Canonical {
-                schema_id: schema_id.clone(),
+                schema_ids: schema_ids.clone(),
             };
         }
         Direction::Outbound => {
@@ -157,7 +163,7 @@ pub fn compile(
                 );
             }
             c.input = Side::Canonical {
-                schema_id: schema_id.clone(),
+                schema_ids: schema_ids.clone(),
             };
             c.output = c.partner_side(&spec.output);
         }
@@ -206,7 +212,7 @@ pub fn compile(
         name,
         version: *header.version.get_ref(),
         effective_from,
-        message_type,
+        message_types,
         direction,
         description: header.description.clone().unwrap_or_default(),
         file: file.to_path_buf(),
@@ -648,14 +654,34 @@ impl Compiler<'_> {
         let segs: Vec<&str> = path.iter().map(String::as_str).collect();
         let result: Result<std::collections::BTreeSet<String>, String> = match side {
             Side::Unchecked => return None,
-            Side::Canonical { schema_id } => {
+            Side::Canonical { schema_ids } => {
                 let docs = self.ctx.catalogue.docs();
                 match segs.first() {
                     None => Ok(Default::default()),
-                    Some(&"data") => match docs.root(schema_id) {
-                        Some(root) => walk_types(docs, root, &segs[1..], "/data"),
-                        None => return None,
-                    },
+                    Some(&"data") => {
+                        // A path must exist in every type the mapping serves.
+                        let mut all = std::collections::BTreeSet::new();
+                        let mut failed = None;
+                        for id in schema_ids {
+                            let Some(root) = docs.root(id) else { continue };
+                            match walk_types(docs, root, &segs[1..], "/data") {
+                                Ok(t) => all.extend(t),
+                                Err(m) if schema_ids.len() > 1 => {
+                                    let ty = id.rsplit('/').nth(1).unwrap_or(id);
+                                    failed = Some(format!("{m} (type {ty})"));
+                                    break;
+                                }
+                                Err(m) => {
+                                    failed = Some(m);
+                                    break;
+                                }
+                            }
+                        }
+                        match failed {
+                            Some(m) => Err(m),
+                            None => Ok(all),
+                        }
+                    }
                     Some(first) if ENVELOPE.contains(first) && segs.len() == 1 => Ok(["string".to_string()].into()),
                     Some(first) => Err(format!(
                         "/{first} is not part of the canonical event (use /data/... or one of /{})",

@@ -76,14 +76,14 @@ pub enum Format {
 #[derive(Debug)]
 pub struct Mapping {
     /// Name: the file's path under the mappings folder without version
-    /// suffix and extension, e.g. `national/manifest-created-out`.
+    /// suffix and extension, e.g. `national/manifest-out`.
     pub name: String,
     /// Version number.
     pub version: u32,
     /// When this version came into force.
     pub effective_from: DateTime<Utc>,
-    /// Canonical message type.
-    pub message_type: String,
+    /// The canonical message types it translates (usually one).
+    pub message_types: Vec<String>,
     /// Direction.
     pub direction: Direction,
     /// Free text from the file.
@@ -358,6 +358,12 @@ impl Mapping {
             Format::XmlOut(style) => style.encoding,
             _ => encoding_rs::UTF_8,
         }
+    }
+
+    /// The first (usually only) message type: the one inbound cases are
+    /// validated as.
+    pub fn message_type(&self) -> &str {
+        self.message_types.first().map(String::as_str).unwrap_or_default()
     }
 
     /// Whether the output is XML.

@@ -1,9 +1,9 @@
 //! All mapping files of the hub, compiled at start, with their versions.
 //!
 //! A mapping's name is its path under the mappings folder without the
-//! extension and without a `.vN` suffix: `national/manifest-created-out.toml`
-//! and `national/manifest-created-out.v2.toml` are versions 1 and 2 of
-//! `national/manifest-created-out`. The version in force at a time is the one
+//! extension and without a `.vN` suffix: `national/manifest-out.toml`
+//! and `national/manifest-out.v2.toml` are versions 1 and 2 of
+//! `national/manifest-out`. The version in force at a time is the one
 //! with the latest `effective_from` not after it.
 
 use std::collections::BTreeMap;
@@ -138,7 +138,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `national/manifest-created-out.v2.toml` → (`national/manifest-created-out`, Some(2)).
+/// `national/manifest-out.v2.toml` → (`national/manifest-out`, Some(2)).
 pub fn name_of(dir: &Path, file: &Path) -> (String, Option<u32>) {
     let rel = file.strip_prefix(dir).unwrap_or(file).with_extension("");
     let mut name = rel.to_string_lossy().replace('\\', "/");
@@ -152,7 +152,7 @@ pub fn name_of(dir: &Path, file: &Path) -> (String, Option<u32>) {
     (name, version)
 }
 
-/// The stem a file's cases are filed under: `manifest-created-out.v2`.
+/// The stem a file's cases are filed under: `manifest-out.v2`.
 pub fn case_stem(file: &Path) -> String {
     file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -26,8 +26,10 @@ pub struct FileSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderSpec {
-    /// Canonical message type (`manifest-created`).
-    pub message_type: Spanned<String>,
+    /// Canonical message type (`manifest-created`), or several whose
+    /// bodies share a shape (`["manifest-created", "manifest-updated"]`):
+    /// every path must then exist in each type's schema.
+    pub message_type: Spanned<OneOrMany>,
     /// `inbound` (partner → canonical) or `outbound` (canonical → partner).
     pub direction: Spanned<String>,
     /// Version number, unique per mapping name.

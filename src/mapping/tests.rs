@@ -301,7 +301,7 @@ fn a_wrong_expectation_shows_a_diff() {
     let dir = tempfile::tempdir().unwrap();
     let src = root().join("mappings/provincial");
     copy_dir(&src, dir.path());
-    let expected = dir.path().join("cases/manifest-created-out/kilograms/expected.json");
+    let expected = dir.path().join("cases/manifest-out/kilograms/expected.json");
     let text = std::fs::read_to_string(&expected).unwrap().replace("\"460.25\"", "\"460.26\"");
     std::fs::write(&expected, text).unwrap();
     let cat = catalogue();
@@ -310,14 +310,14 @@ fn a_wrong_expectation_shows_a_diff() {
         reference_dir: &root().join("schemas/reference"),
     };
     // The copied mapping refers to the contract by a relative path; point it home.
-    let mfile = dir.path().join("manifest-created-out.toml");
+    let mfile = dir.path().join("manifest-out.toml");
     let text = std::fs::read_to_string(&mfile).unwrap().replace(
         "../../contracts/provincial/manifest.schema.json",
         &root().join("contracts/provincial/manifest.schema.json").display().to_string(),
     );
     std::fs::write(&mfile, text).unwrap();
     let set = MappingSet::load(dir.path(), &ctx).unwrap();
-    let results = cases::run_all(&set, &cat, None, Some(&dir.path().join("cases/manifest-created-out/kilograms")));
+    let results = cases::run_all(&set, &cat, None, Some(&dir.path().join("cases/manifest-out/kilograms")));
     assert_eq!(results.len(), 1);
     let report = results[0].failure.as_deref().expect("fails");
     assert!(

@@ -68,7 +68,7 @@ pub struct DeliveryView {
 /// A delivery's body as its destination's outbound mapping renders it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct RenderedView {
-    /// Mapping name and version, e.g. `national/manifest-created-out v1`.
+    /// Mapping name and version, e.g. `national/manifest-out v1`.
     pub mapping: String,
     /// Media type sent.
     pub content_type: String,

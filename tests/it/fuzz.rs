@@ -152,9 +152,9 @@ proptest! {
             any::<bool>().prop_map(serde_json::Value::from), Just(serde_json::Value::Null)],
         line_qty in ".{0,12}",
     ) {
-        let m = shipped().versions("national/manifest-created-out")[0].clone();
+        let m = shipped().versions("national/manifest-out")[0].clone();
         let mut event: serde_json::Value = serde_json::from_slice(&case_input(
-            "national/cases/manifest-created-out/in-city-licensed-two-lines/input.json",
+            "national/cases/manifest-out/in-city-licensed-two-lines/input.json",
         )).expect("json");
         event["data"][field] = value;
         event["data"]["lines"][0]["quantity"]["value"] = serde_json::Value::from(line_qty);

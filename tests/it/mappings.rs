@@ -192,7 +192,7 @@ async fn a_destination_with_a_mapping_receives_its_own_format() {
             "nat",
             &partner.url,
             "\"manifest-created\"",
-            "[outbound.mappings]\n\"manifest-created\" = \"national/manifest-created-out\"",
+            "[outbound.mappings]\n\"manifest-created\" = \"national/manifest-out\"",
         );
     let app = TestApp::spawn(spec).await;
     let id = app.accept(&samples::manifest(7, "m-7")).await;
@@ -204,7 +204,7 @@ async fn a_destination_with_a_mapping_receives_its_own_format() {
     assert_eq!(req.ce_id, id, "the hub's message id still travels in ce-id");
     let trace = app.trace(&id).await;
     let rendered = &trace["deliveries"][0]["rendered"];
-    assert_eq!(rendered["mapping"], "national/manifest-created-out v1");
+    assert_eq!(rendered["mapping"], "national/manifest-out v1");
     assert_eq!(rendered["body"].as_str(), Some(req.raw.as_str()));
 }
 
