@@ -16,11 +16,10 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Accepted, one, read_body, refuse_when_full};
+use super::{Accepted, answer, one, read_body, refuse_when_full};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::mapping::MapError;
-use crate::telemetry;
 
 /// The document route.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -49,18 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn post_document(State(app): State<AppState>, Path(message_type): Path<String>, req: Request) -> Response {
-    match document(&app, &message_type, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            let outcome = if e.status == StatusCode::TOO_MANY_REQUESTS {
-                "backpressure"
-            } else {
-                "rejected"
-            };
-            metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => outcome).increment(1);
-            e.into_response()
-        }
-    }
+    answer(document(&app, &message_type, req).await)
 }
 
 async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Response, ApiError> {

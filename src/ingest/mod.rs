@@ -87,7 +87,13 @@ pub struct BatchResponse {
     )
 )]
 async fn post_messages(State(app): State<AppState>, req: Request) -> Response {
-    match ingest(&app, req).await {
+    answer(ingest(&app, req).await)
+}
+
+/// The response of an ingest handler; a refusal is counted as
+/// `backpressure` (429) or `rejected` before it is answered.
+pub(crate) fn answer(result: Result<Response, ApiError>) -> Response {
+    match result {
         Ok(r) => r,
         Err(e) => {
             let outcome = if e.status == StatusCode::TOO_MANY_REQUESTS {

@@ -39,13 +39,8 @@ fn check_names_file_and_line_of_each_problem() {
         "name = \"worse\"\nkind = \"carrier_pigeon\"\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_wastehub"))
-        .args(["check", "--config"])
-        .arg(dir.path())
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = wastehub(&["check", "--config", &dir.path().display().to_string()]);
+    assert!(!ok, "{err}");
     assert!(err.contains("bad.toml:5:") && err.contains("10 parsecs"), "{err}");
     assert!(err.contains("worse.toml:2:") && err.contains("carrier_pigeon"), "{err}");
 }
@@ -93,13 +88,8 @@ fn check_reports_broken_reference_data_with_file_and_line() {
         ),
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_wastehub"))
-        .args(["check", "--config"])
-        .arg(dir.path())
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = wastehub(&["check", "--config", &dir.path().display().to_string()]);
+    assert!(!ok, "{err}");
     assert!(err.contains("divisions.csv:3: duplicate code 350100 (first on line 2)"), "{err}");
     assert!(
         err.contains("waste-code-editions.csv:3: edition 2025 names file \"waste-codes-2025.csv\", which does not exist"),
