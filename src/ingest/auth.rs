@@ -27,14 +27,26 @@ pub struct Partner {
 #[derive(Clone, Debug, Default)]
 pub struct Partners {
     by_digest: Arc<HashMap<String, Partner>>,
+    /// Every enabled connector with an `[inbound]` side, keys or not
+    /// (connector kinds that receive on their own need no key).
+    by_name: Arc<HashMap<String, Partner>>,
 }
 
 impl Partners {
     /// Collects the inbound side of every enabled connector.
     pub fn new(connectors: &[ConnectorConfig]) -> Self {
         let mut map = HashMap::new();
+        let mut by_name = HashMap::new();
         for c in connectors.iter().filter(|c| c.enabled) {
             let Some(inb) = &c.inbound else { continue };
+            by_name.insert(
+                c.name.clone(),
+                Partner {
+                    name: c.name.clone(),
+                    sources: inb.sources.clone(),
+                    mappings: inb.mappings.clone(),
+                },
+            );
             let keys: Vec<&str> = inb.api_key_sha256.iter().map(|k| k.expose()).filter(|k| !k.is_empty()).collect();
             if keys.is_empty() {
                 tracing::warn!(partner = %c.name, "Partner has no API key configured; it cannot send until one is set.");
@@ -50,7 +62,15 @@ impl Partners {
                 );
             }
         }
-        Self { by_digest: Arc::new(map) }
+        Self {
+            by_digest: Arc::new(map),
+            by_name: Arc::new(by_name),
+        }
+    }
+
+    /// The partner of connector `name`, if it may send.
+    pub fn named(&self, name: &str) -> Option<&Partner> {
+        self.by_name.get(name)
     }
 
     /// The partner presenting these headers, or 401.

@@ -7,6 +7,8 @@
 //! then takes exactly the path of `POST /api/v1/messages`: schema, reference
 //! checks, routing, commit, 202.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -16,10 +18,11 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Partner;
 use super::{Accepted, answer, one, read_body, refuse_when_full};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, FieldError};
-use crate::mapping::MapError;
+use crate::mapping::{MapError, Mapping};
 
 /// The document route.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,15 +57,7 @@ async fn post_document(State(app): State<AppState>, Path(message_type): Path<Str
 async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Response, ApiError> {
     let partner = app.partners.authenticate(req.headers())?.clone();
     refuse_when_full(app)?;
-    let Some(name) = partner.mappings.get(message_type) else {
-        return Err(ApiError::not_found(format!(
-            "partner {} has no inbound mapping for {message_type:?}; send canonical CloudEvents to /api/v1/messages",
-            partner.name
-        )));
-    };
-    let Some(mapping) = app.mappings.in_force(name, Utc::now()) else {
-        return Err(ApiError::not_found(format!("no version of mapping {name} is in force yet")));
-    };
+    let mapping = inbound_mapping(app, &partner, message_type)?;
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -92,7 +87,35 @@ async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Re
         ));
     }
     let body = read_body(req.into_body(), app.config.ingest.max_body.as_usize()).await?;
-    let mapped = mapping.apply(&body).map_err(|e| match e {
+    let (status, accepted) = submit_document(app, &partner, &mapping, message_type, &body).await?;
+    Ok((status, Json(accepted)).into_response())
+}
+
+/// The partner's inbound mapping for `message_type`, in the version in force now.
+pub(crate) fn inbound_mapping(app: &AppState, partner: &Partner, message_type: &str) -> Result<Arc<Mapping>, ApiError> {
+    let Some(name) = partner.mappings.get(message_type) else {
+        return Err(ApiError::not_found(format!(
+            "partner {} has no inbound mapping for {message_type:?}; send canonical CloudEvents to /api/v1/messages",
+            partner.name
+        )));
+    };
+    app.mappings
+        .in_force(name, Utc::now())
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no version of mapping {name} is in force yet")))
+}
+
+/// Maps one document with `mapping`, completes the envelope and submits it
+/// like a CloudEvent: the shared path of the HTTP endpoint and of inbound
+/// connector kinds (MQTT, file drop, poll).
+pub(crate) async fn submit_document(
+    app: &AppState,
+    partner: &Partner,
+    mapping: &Mapping,
+    message_type: &str,
+    body: &[u8],
+) -> Result<(StatusCode, Accepted), ApiError> {
+    let mapped = mapping.apply(body).map_err(|e| match e {
         MapError::Input(i) => {
             let mut err = ApiError::bad_request("malformed_document", format!("the document cannot be read: {}", i.message));
             err.errors = vec![FieldError {
@@ -135,6 +158,5 @@ async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Re
     event.insert("source".into(), Value::from(source));
     event.insert("datacontenttype".into(), Value::from("application/json"));
     event.insert("mapping".into(), Value::from(format!("{}@v{}", mapping.name, mapping.version)));
-    let (status, accepted) = one(app, &partner, Value::Object(event)).await?;
-    Ok((status, Json(accepted)).into_response())
+    one(app, partner, Value::Object(event)).await
 }

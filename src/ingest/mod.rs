@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cloudevent;
 pub mod commit;
 pub mod document;
+pub mod sink;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
