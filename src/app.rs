@@ -21,6 +21,7 @@ use crate::config::{Config, Loaded};
 use crate::deliver::{Engine, Wakers};
 use crate::ingest::auth::Partners;
 use crate::ingest::commit::Committer;
+use crate::ingest::sink::Sink;
 use crate::model::now_millis;
 use crate::queue::{self, MaintenanceContext};
 use crate::reference::{Checker, ReferenceData, ReferenceErrors};
@@ -271,6 +272,16 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         wakers,
         shutting_down: AtomicBool::new(false),
     }));
+    // Connector kinds that receive on their own (a broker subscription, a
+    // drop folder, a poller) hand what they receive to the same pipeline.
+    let receivers_stop = CancellationToken::new();
+    let mut receivers = JoinSet::new();
+    for c in loaded.connectors.iter().filter(|c| c.enabled) {
+        let Some(sink) = Sink::new(state.clone(), &c.name) else { continue };
+        if let Some(task) = crate::connectors::receiver(c, sink, receivers_stop.clone(), store.clone())? {
+            receivers.spawn(task);
+        }
+    }
     let (router, _) = api_router().split_for_parts();
     let app = router
         .with_state(state.clone())
@@ -302,6 +313,13 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         Ok(Ok(Err(e))) => return Err(AppError::Serve(e)),
         Ok(_) => {}
         Err(_) => tracing::warn!("Some HTTP requests did not finish within the grace period."),
+    }
+    receivers_stop.cancel();
+    if tokio::time::timeout(left(), async { while receivers.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!("Some receivers did not stop within the grace period.");
     }
     engine.shutdown(left()).await;
     maintenance_stop.cancel();

@@ -12,8 +12,12 @@ use std::time::Duration;
 use async_trait_shim::BoxFuture;
 use serde::Serialize;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::{ConnectorConfig, ConnectorKind};
+use crate::ingest::sink::Sink;
 use crate::model::{DeliveryId, MessageId};
+use crate::store::Store;
 
 /// What a connector is asked to send.
 #[derive(Clone, Debug)]
@@ -105,6 +109,21 @@ pub enum BuildError {
         /// Header name.
         header: String,
     },
+}
+
+/// A running receiver: a connector kind that brings messages in on its own.
+pub type Receiver = BoxFuture<'static, ()>;
+
+/// The inbound registry: the task that receives for `cfg`, for kinds that
+/// receive on their own (HTTP kinds receive through the hub's endpoints and
+/// have none). The task hands what it receives to `sink`, acknowledges its
+/// source only after the commit, and returns when `stop` fires. `store`
+/// keeps what a kind must remember across restarts.
+pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
+    let _ = (&sink, &stop, &store);
+    match cfg.kind {
+        ConnectorKind::HttpJson => Ok(None),
+    }
 }
 
 /// Builds the outbound side of a connector, if it has one.
