@@ -21,6 +21,8 @@ pub const DELIVERY_ATTEMPTS_TOTAL: &str = "wastehub_delivery_attempts_total";
 pub const DELIVERY_DURATION_SECONDS: &str = "wastehub_delivery_duration_seconds";
 /// Unfinished deliveries: label `destination`.
 pub const BACKLOG_DELIVERIES: &str = "wastehub_backlog_deliveries";
+/// Gauge: 1 while a destination is in a maintenance window (deliveries wait).
+pub const DESTINATION_PAUSED: &str = "wastehub_destination_paused";
 /// Group-commit batch sizes.
 pub const COMMIT_BATCH_MESSAGES: &str = "wastehub_store_commit_batch_messages";
 

@@ -19,6 +19,9 @@ use super::units::{ByteSize, HumanDuration, RetrySchedule};
 pub enum ConnectorKind {
     /// HTTP with JSON bodies: CloudEvents in, CloudEvents out.
     HttpJson,
+    /// HTTP with XML bodies (rendered by the destination's mappings); the
+    /// partner's answer is XML and its ack code is read from it.
+    HttpXml,
 }
 
 /// A connector file.
@@ -105,6 +108,13 @@ pub struct OutboundConfig {
     pub headers: BTreeMap<String, String>,
     /// Static bearer token sent as `Authorization: Bearer …`.
     pub bearer_token: Option<Secret>,
+    /// OAuth2 client credentials: a token fetched from the partner's token
+    /// endpoint, cached and refreshed before it expires.
+    pub oauth2: Option<OAuth2Config>,
+    /// Weekly maintenance windows of the partner (Beijing time), during
+    /// which no delivery is attempted: they wait instead of burning retries.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceWindow>,
     /// How to read the partner's answer.
     #[serde(default)]
     pub ack: AckConfig,
@@ -124,6 +134,42 @@ fn default_max_response() -> ByteSize {
 }
 fn default_jitter() -> f64 {
     0.2
+}
+
+/// `[outbound.oauth2]`: the client credentials grant (RFC 6749 §4.4).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// The token endpoint; besides `url`, the only address this connector calls.
+    pub token_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret (sent with HTTP Basic authentication; never logged).
+    pub client_secret: Secret,
+    /// Scope to ask for, if the partner wants one.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Refresh this long before the token expires.
+    #[serde(default = "default_refresh_before")]
+    pub refresh_before: HumanDuration,
+}
+
+fn default_refresh_before() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+
+/// One weekly maintenance window: `{ days = ["sun"], from = "01:00", to = "05:00" }`,
+/// Beijing time; `to` before `from` runs past midnight.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    /// Days it starts on: `mon` … `sun`; empty means every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Start, `HH:MM`.
+    pub from: String,
+    /// End, `HH:MM` (exclusive).
+    pub to: String,
 }
 
 /// A per-partner request rate.
@@ -162,6 +208,11 @@ pub struct AckConfig {
     pub retryable_statuses: Vec<u16>,
     /// JSON Pointer to the partner's reference for the receipt (e.g. `/receipt_id`).
     pub receipt_field: Option<String>,
+    /// For XML answers (`http_xml`): namespace prefixes used in
+    /// `body_field` and `receipt_field`, which then point into the answer's
+    /// root element (`/nx:Code`).
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, String>,
 }
 
 fn default_success() -> Vec<u16> {
@@ -177,6 +228,7 @@ impl Default for AckConfig {
             retryable_codes: Vec::new(),
             retryable_statuses: Vec::new(),
             receipt_field: None,
+            namespaces: BTreeMap::new(),
         }
     }
 }

@@ -304,6 +304,29 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
                 bad(name, format!("header name {name:?} is not valid"));
             }
         }
+        if let Some(o) = &out.oauth2 {
+            match reqwest::Url::parse(&o.token_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => bad(
+                    "token_url",
+                    format!("oauth2.token_url {:?} must be an http or https address with a host", o.token_url),
+                ),
+            }
+            if o.client_id.is_empty() {
+                bad("client_id", "oauth2.client_id must not be empty".into());
+            }
+            if out.bearer_token.as_ref().is_some_and(|t| !t.expose().is_empty()) {
+                bad("oauth2", "use either bearer_token or [outbound.oauth2], not both".into());
+            }
+        }
+        for w in &out.maintenance {
+            if let Err(msg) = crate::deliver::maintenance::Window::parse(w) {
+                bad("maintenance", msg);
+            }
+        }
+        if !out.ack.namespaces.is_empty() && c.kind != super::ConnectorKind::HttpXml {
+            bad("namespaces", "ack.namespaces apply to XML answers (kind = \"http_xml\")".into());
+        }
     }
     if !c.routes.is_empty() && c.outbound.is_none() {
         bad("routes", "routes need an [outbound] section to deliver to".into());

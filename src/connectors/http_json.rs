@@ -1,6 +1,8 @@
-//! `http_json`: POSTs the canonical CloudEvent (structured JSON mode) to the
-//! partner's configured URL, and reads the answer by the connector's ack
-//! rules.
+//! The HTTP connector behind the kinds `http_json` and `http_xml`: POSTs the
+//! rendered body (the canonical CloudEvent, or the partner's format from its
+//! mapping) to the partner's configured URL, authenticated by a static token
+//! or OAuth2 client credentials, and reads the answer (JSON or XML, see
+//! [`super::http_xml`]) by the connector's ack rules.
 //!
 //! Safety rails: every request has a timeout, redirects are never followed
 //! (the configured URL is the only address this connector reaches), and at
@@ -12,23 +14,37 @@ use futures::StreamExt;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::async_trait_shim::BoxFuture;
+use super::http_xml::Answers;
+use super::oauth2::OAuth2;
 use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
 use crate::config::connector::{AckConfig, OutboundConfig};
 
 /// Characters of a response kept in traces.
 const EXCERPT_CHARS: usize = 512;
 
-/// The `http_json` outbound connector.
+/// The HTTP outbound connector.
 pub struct HttpJsonConnector {
     client: reqwest::Client,
     url: reqwest::Url,
     ack: AckConfig,
     max_response: usize,
+    answers: Answers,
+    oauth2: Option<OAuth2>,
+    kind: &'static str,
 }
 
 impl HttpJsonConnector {
-    /// Builds the client for one connector.
+    /// Builds the client for one `http_json` connector.
     pub fn new(name: &str, cfg: &OutboundConfig) -> Result<Self, BuildError> {
+        Self::with_answers(name, cfg, Answers::Json, "http_json")
+    }
+
+    /// Builds the client for one `http_xml` connector.
+    pub fn xml(name: &str, cfg: &OutboundConfig) -> Result<Self, BuildError> {
+        Self::with_answers(name, cfg, Answers::xml(&cfg.ack), "http_xml")
+    }
+
+    fn with_answers(name: &str, cfg: &OutboundConfig, answers: Answers, kind: &'static str) -> Result<Self, BuildError> {
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
             let bad = || BuildError::Header {
@@ -65,18 +81,30 @@ impl HttpJsonConnector {
             name: name.to_string(),
             header: "url".into(),
         })?;
+        let oauth2 = match &cfg.oauth2 {
+            Some(o) => Some(OAuth2::new(client.clone(), o).map_err(|_| BuildError::Header {
+                name: name.to_string(),
+                header: "oauth2.token_url".into(),
+            })?),
+            None => None,
+        };
         Ok(Self {
             client,
             url,
             ack: cfg.ack.clone(),
             max_response: cfg.max_response.as_usize(),
+            answers,
+            oauth2,
+            kind,
         })
     }
 
     async fn send(&self, msg: Outgoing<'_>) -> Result<Receipt, DeliveryError> {
-        let resp = self
-            .client
-            .post(self.url.clone())
+        let mut req = self.client.post(self.url.clone());
+        if let Some(o) = &self.oauth2 {
+            req = req.header(reqwest::header::AUTHORIZATION, o.header().await?);
+        }
+        let resp = req
             .header(CONTENT_TYPE, msg.content_type)
             .header("ce-id", msg.message_id.as_str())
             .header("Idempotency-Key", msg.message_id.as_str())
@@ -93,13 +121,22 @@ impl HttpJsonConnector {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let body = read_capped(resp, self.max_response).await?;
-        judge(&self.ack, status, retry_after, &body)
+        if status == 401
+            && let Some(o) = &self.oauth2
+        {
+            // The token was revoked or expired early: fetch a new one next time.
+            o.invalidate().await;
+        }
+        let tree = (self.ack.body_field.is_some() || self.ack.receipt_field.is_some())
+            .then(|| self.answers.read(&body))
+            .flatten();
+        judge(&self.ack, status, retry_after, &body, tree.as_ref())
     }
 }
 
 impl Outbound for HttpJsonConnector {
     fn kind(&self) -> &'static str {
-        "http_json"
+        self.kind
     }
 
     fn deliver<'a>(&'a self, msg: Outgoing<'a>) -> BoxFuture<'a, Result<Receipt, DeliveryError>> {
@@ -130,14 +167,18 @@ impl Outbound for HttpJsonConnector {
     }
 }
 
-/// Applies the ack rules to an answer.
-pub fn judge(ack: &AckConfig, status: u16, retry_after: Option<Duration>, body: &str) -> Result<Receipt, DeliveryError> {
+/// Applies the ack rules to an answer; `tree` is the answer read as JSON or
+/// XML (see [`Answers`]), when the rules point into it.
+pub fn judge(
+    ack: &AckConfig,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &str,
+    tree: Option<&serde_json::Value>,
+) -> Result<Receipt, DeliveryError> {
     let excerpt = excerpt(body);
-    let json: Option<serde_json::Value> = (ack.body_field.is_some() || ack.receipt_field.is_some())
-        .then(|| serde_json::from_str(body).ok())
-        .flatten();
     let field = |ptr: &Option<String>| -> Option<String> {
-        let v = json.as_ref()?.pointer(ptr.as_deref()?)?;
+        let v = tree?.pointer(ptr.as_deref()?)?;
         Some(v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
     };
     if ack.success_statuses.contains(&status) {
@@ -253,6 +294,10 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    fn j(ack: &AckConfig, status: u16, retry_after: Option<Duration>, body: &str) -> Result<Receipt, DeliveryError> {
+        judge(ack, status, retry_after, body, Answers::Json.read(body).as_ref())
+    }
+
     fn ack_with_code() -> AckConfig {
         AckConfig {
             body_field: Some("/code".into()),
@@ -265,40 +310,37 @@ mod tests {
 
     #[test]
     fn success_status_with_ack_code_is_delivered_with_reference() {
-        let r = judge(&ack_with_code(), 200, None, r#"{"code":"0000","receipt_id":"R-1"}"#).unwrap();
+        let r = j(&ack_with_code(), 200, None, r#"{"code":"0000","receipt_id":"R-1"}"#).unwrap();
         assert_eq!(r.ack_code.as_deref(), Some("0000"));
         assert_eq!(r.reference.as_deref(), Some("R-1"));
     }
 
     #[test]
     fn wrong_ack_code_is_permanent_unless_listed_retryable() {
+        assert_eq!(j(&ack_with_code(), 200, None, r#"{"code":"E42"}"#).unwrap_err().retry, Retry::Never);
         assert_eq!(
-            judge(&ack_with_code(), 200, None, r#"{"code":"E42"}"#).unwrap_err().retry,
-            Retry::Never
-        );
-        assert_eq!(
-            judge(&ack_with_code(), 200, None, r#"{"code":"BUSY"}"#).unwrap_err().retry,
+            j(&ack_with_code(), 200, None, r#"{"code":"BUSY"}"#).unwrap_err().retry,
             Retry::Backoff
         );
-        assert_eq!(judge(&ack_with_code(), 200, None, "not json").unwrap_err().class, "body");
+        assert_eq!(j(&ack_with_code(), 200, None, "not json").unwrap_err().class, "body");
     }
 
     #[test]
     fn statuses_classify_as_the_design_says() {
         let a = AckConfig::default();
-        assert!(judge(&a, 204, None, "").is_ok());
-        assert_eq!(judge(&a, 503, None, "").unwrap_err().retry, Retry::Backoff);
+        assert!(j(&a, 204, None, "").is_ok());
+        assert_eq!(j(&a, 503, None, "").unwrap_err().retry, Retry::Backoff);
         assert_eq!(
-            judge(&a, 429, Some(Duration::from_secs(7)), "").unwrap_err().retry,
+            j(&a, 429, Some(Duration::from_secs(7)), "").unwrap_err().retry,
             Retry::After(Duration::from_secs(7))
         );
-        assert_eq!(judge(&a, 400, None, "").unwrap_err().retry, Retry::Never);
-        assert_eq!(judge(&a, 404, Some(Duration::from_secs(1)), "").unwrap_err().retry, Retry::Never);
+        assert_eq!(j(&a, 400, None, "").unwrap_err().retry, Retry::Never);
+        assert_eq!(j(&a, 404, Some(Duration::from_secs(1)), "").unwrap_err().retry, Retry::Never);
         let listed = AckConfig {
             retryable_statuses: vec![409],
             ..AckConfig::default()
         };
-        assert_eq!(judge(&listed, 409, None, "").unwrap_err().retry, Retry::Backoff);
+        assert_eq!(j(&listed, 409, None, "").unwrap_err().retry, Retry::Backoff);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! `deliver` stage decides what to do with it (schedule, dead letter).
 
 pub mod http_json;
+pub mod http_xml;
+pub mod oauth2;
 
 use std::time::Duration;
 
@@ -122,7 +124,7 @@ pub type Receiver = BoxFuture<'static, ()>;
 pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
     let _ = (&sink, &stop, &store);
     match cfg.kind {
-        ConnectorKind::HttpJson => Ok(None),
+        ConnectorKind::HttpJson | ConnectorKind::HttpXml => Ok(None),
     }
 }
 
@@ -131,6 +133,7 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
     let Some(out) = &cfg.outbound else { return Ok(None) };
     match cfg.kind {
         ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out)?))),
+        ConnectorKind::HttpXml => Ok(Some(Box::new(http_json::HttpJsonConnector::xml(&cfg.name, out)?))),
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::maintenance::Schedule;
 use super::render::Renderer;
 use super::schedule::{self, Next};
 use crate::config::connector::OutboundConfig;
@@ -31,6 +32,7 @@ pub struct Destination {
     jitter: f64,
     notify: Arc<Notify>,
     renderer: Renderer,
+    maintenance: Schedule,
 }
 
 impl Destination {
@@ -50,6 +52,7 @@ impl Destination {
             jitter: cfg.jitter,
             notify,
             renderer,
+            maintenance: Schedule::new(&cfg.maintenance),
         }
     }
 
@@ -68,6 +71,18 @@ impl Destination {
             while inflight.try_join_next().is_some() {}
             if stop.is_cancelled() {
                 break;
+            }
+            if let Some(until) = self.maintenance.paused_until(chrono::Utc::now()) {
+                // Announced downtime: claim nothing, so nothing burns a retry.
+                tracing::info!(destination = %self.name, until = %until, "Partner is in a maintenance window; its deliveries wait.");
+                metrics::gauge!(telemetry::DESTINATION_PAUSED, telemetry::LABEL_DESTINATION => self.name.to_string()).set(1.0);
+                let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => break,
+                }
+                metrics::gauge!(telemetry::DESTINATION_PAUSED, telemetry::LABEL_DESTINATION => self.name.to_string()).set(0.0);
+                continue;
             }
             let free = self.slots.available_permits().min(cfg.claim_batch);
             if free == 0 {

@@ -8,6 +8,7 @@
 
 mod completer;
 mod dispatcher;
+pub mod maintenance;
 pub mod render;
 pub mod schedule;
 
