@@ -60,6 +60,8 @@ enum Command {
     },
     /// Translate one document with a mapping.
     Map(cli::mapping::MapArgs),
+    /// Serve a partner's contract locally (a partner simulator).
+    Simulate(cli::simulate::SimulateArgs),
     /// Make a random API key or operator token and its SHA-256 digest.
     Keygen,
     /// Print (or write) the OpenAPI document of the HTTP API.
@@ -110,6 +112,10 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Map(args) => cli::mapping::map(&args),
+            Command::Simulate(args) => {
+                wastehub::telemetry::init_logging("info", cli.log_format.unwrap_or(LogFormat::Text));
+                cli::simulate::run(args).await
+            }
             Command::Keygen => {
                 cli::keygen();
                 Ok(())

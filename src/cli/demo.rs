@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::samples::{Samples, event};
 use super::{Overrides, load, signal_on};
 use crate::ingest::auth::generate_key;
+use crate::sim::national::{NationalConfig, NationalSim};
 use crate::sim::receiver::{Behaviour, Receiver};
 
 /// The park whose platform sends the sample stream (a shipped connector).
@@ -54,13 +55,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Behaviour::default(),
         stop.clone(),
     )?;
-    let national = Receiver::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-        Behaviour {
-            fail_share: args.national_failures,
-        },
-        stop.clone(),
-    )?;
+    let national_cfg = NationalConfig {
+        fail_share: args.national_failures,
+        ..NationalConfig::default()
+    };
+    let national_secret = national_cfg.client_secret.clone();
+    let national = NationalSim::start(tokio::net::TcpListener::bind("127.0.0.1:0").await?, national_cfg, stop.clone())?;
     remove_sqlite_files(&args.database)?;
 
     let (park_key, park_sha) = generate_key();
@@ -69,7 +69,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (_, provincial_sha) = generate_key();
     let extra: BTreeMap<String, String> = [
         ("PROVINCIAL_URL", provincial.url("/events")),
-        ("NATIONAL_URL", national.url("/events")),
+        ("NATIONAL_URL", national.url("/exchange")),
+        ("NATIONAL_TOKEN_URL", national.url("/oauth/token")),
+        ("NATIONAL_CLIENT_SECRET", national_secret),
         // Short schedules so that the demo's retries finish in seconds.
         ("PROVINCIAL_RETRY_SCHEDULE", "0s 1s 2s 4s 8s 16s".into()),
         ("NATIONAL_RETRY_SCHEDULE", "0s 1s 2s 4s 8s 16s".into()),
@@ -100,8 +102,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  hub:                  {base}  (database {})", args.database);
     println!("  provincial stand-in:  {}", provincial.url("/events"));
     println!(
-        "  national stand-in:    {}  (fails {:.0} % of requests with 503)",
-        national.url("/events"),
+        "  national simulator:   {}  (XML, OAuth2, 50 requests/s; fails {:.0} % of requests with 503)",
+        national.url("/exchange"),
         args.national_failures * 100.0
     );
     println!("  sender:               Xiamen Haicang park cell platform ({PARK_SOURCE})\n");
@@ -261,22 +263,27 @@ async fn destination_stats(client: &reqwest::Client, base: &str, operator: &str)
     Ok(out)
 }
 
-async fn print_summary(client: &reqwest::Client, base: &str, operator: &str, provincial: &Receiver, national: &Receiver) {
+async fn print_summary(client: &reqwest::Client, base: &str, operator: &str, provincial: &Receiver, national: &NationalSim) {
     let stats = destination_stats(client, base, operator).await.unwrap_or_default();
     println!("\nSummary per partner");
     println!(
         "  {:<12} {:>6} {:>7} {:>8} {:>6} {:>8}",
         "partner", "sent", "acked", "retried", "dead", "waiting"
     );
-    for (name, rx) in [("provincial", provincial), ("national", national)] {
+    let provincial_acked = provincial.record.lock().map(|r| r.accepted.len()).unwrap_or(0) as u64;
+    for (name, acked) in [("provincial", provincial_acked), ("national", national.counts().accepted)] {
         let c = stats.get(name).copied().unwrap_or_default();
-        let acked = rx.record.lock().map(|r| r.accepted.len()).unwrap_or(0);
         println!(
             "  {:<12} {:>6} {:>7} {:>8} {:>6} {:>8}",
             name, c.attempts, acked, c.failed, c.dead, c.waiting
         );
     }
+    let n = national.counts();
     println!("  (sent = attempts made; acked = accepted by the partner; retried = failed attempts that were tried again)");
+    println!(
+        "  national simulator: {} OAuth2 token(s) issued, {} answered 503, {} answered 429, {} refused by its schema",
+        n.tokens, n.unavailable, n.rate_limited, n.refused
+    );
 }
 
 fn remove_sqlite_files(url: &str) -> anyhow::Result<()> {

@@ -157,3 +157,4 @@ pub mod bench;
 pub mod demo;
 pub mod mapping;
 pub mod samples;
+pub mod simulate;

@@ -2,4 +2,5 @@
 //! the real system cannot be reached (the demo, the benchmark, tests). They
 //! record what they accepted so a run can be checked afterwards.
 
+pub mod national;
 pub mod receiver;
