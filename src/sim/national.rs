@@ -229,20 +229,23 @@ async fn token(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) ->
     .into_response()
 }
 
-fn ack(code: &str, detail: &str) -> Response {
-    let mut text = String::new();
-    for c in detail.chars() {
+/// An XML ack: `code`, and either a receipt id or a message (text, escaped).
+fn ack(code: &str, element: &str, text: &str) -> Response {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
         match c {
-            '&' => text.push_str("&amp;"),
-            '<' => text.push_str("&lt;"),
-            '>' => text.push_str("&gt;"),
-            c => text.push(c),
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            c => escaped.push(c),
         }
     }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><nx:Ack xmlns:nx=\"{NAMESPACE}\"><nx:Code>{code}</nx:Code>{text}</nx:Ack>"),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><nx:Ack xmlns:nx=\"{NAMESPACE}\"><nx:Code>{code}</nx:Code><nx:{element}>{escaped}</nx:{element}></nx:Ack>"
+        ),
     )
         .into_response()
 }
@@ -274,10 +277,7 @@ async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
         Ok(r) => r,
         Err(e) => {
             st.book().counts.refused += 1;
-            return ack(
-                "E100",
-                &format!("<nx:Message>line {}, column {}: {}</nx:Message>", e.line, e.column, e.message),
-            );
+            return ack("E100", "Message", &format!("line {}, column {}: {}", e.line, e.column, e.message));
         }
     };
     let (validator, key_path) = match root.as_str() {
@@ -285,7 +285,7 @@ async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
         "nx:LedgerEntry" => (&st.ledger, "/nx:BatchCode"),
         other => {
             st.book().counts.refused += 1;
-            return ack("E102", &format!("<nx:Message>unknown document {other}</nx:Message>"));
+            return ack("E102", "Message", &format!("unknown document {other}"));
         }
     };
     let errors: Vec<String> = validator
@@ -294,14 +294,14 @@ async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
         .collect();
     if !errors.is_empty() {
         st.book().counts.refused += 1;
-        return ack("E101", &format!("<nx:Message>{}</nx:Message>", errors.join("; ")));
+        return ack("E101", "Message", &errors.join("; "));
     }
     let text = |p: &str| tree.pointer(p).and_then(Value::as_str).map(str::to_string);
     let message_id = text("/nx:Header/nx:MessageId").unwrap_or_default();
     let mut book = st.book();
     if let Some(receipt) = book.by_message.get(&message_id).cloned() {
         book.counts.duplicates += 1;
-        return ack("0000", &format!("<nx:ReceiptId>{receipt}</nx:ReceiptId>"));
+        return ack("0000", "ReceiptId", &receipt);
     }
     let receipt_id = format!("GF{:010}", book.accepted.len() + 1);
     book.by_message.insert(message_id.clone(), receipt_id.clone());
@@ -315,7 +315,7 @@ async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
         receipt_id: receipt_id.clone(),
         at_ms: u64::try_from(st.started.elapsed().as_millis()).unwrap_or(u64::MAX),
     });
-    ack("0000", &format!("<nx:ReceiptId>{receipt_id}</nx:ReceiptId>"))
+    ack("0000", "ReceiptId", &receipt_id)
 }
 
 async fn accepted(State(st): State<Arc<Inner>>) -> axum::Json<Vec<Accepted>> {

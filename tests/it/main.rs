@@ -10,6 +10,7 @@ mod delivery;
 mod demo;
 mod fuzz;
 mod ingest;
+mod journey_national;
 mod mappings;
 mod ops;
 mod ordering;
