@@ -166,3 +166,94 @@ async fn a_national_outage_builds_a_backlog_that_drains_in_order_at_the_rate_lim
     );
     stop.cancel();
 }
+
+/// Tokens are cached and refreshed ahead of expiry, one fetch at a time; a
+/// wrong secret keeps deliveries waiting (retrying), never dead.
+#[tokio::test]
+async fn oauth2_tokens_are_shared_refreshed_and_a_wrong_secret_retries() {
+    let stop = CancellationToken::new();
+    let sim = NationalSim::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        NationalConfig {
+            token_lifetime: Duration::from_secs(3),
+            ..NationalConfig::default()
+        },
+        stop.clone(),
+    )
+    .expect("simulator");
+    let mut spec = HubSpec::new().config(&format!("[mappings]\ndir = \"{}\"", repo().join("mappings").display()));
+    spec.connectors.push((
+        "national".into(),
+        national_connector(&sim, &NationalConfig::default().client_secret, "0s 200ms 400ms").replace(
+            "client_id = \"wastehub-fj\"",
+            "client_id = \"wastehub-fj\"\nrefresh_before = \"2s\"",
+        ),
+    ));
+    let app = TestApp::spawn(spec).await;
+    let first: Vec<String> = futures::future::join_all((0..20u32).map(|n| {
+        let app = &app;
+        async move { app.accept(&samples::manifest(300 + n, &format!("t-{n}"))).await }
+    }))
+    .await;
+    for id in &first {
+        assert!(app.wait_status(id, "national", "delivered", Duration::from_secs(10)).await);
+    }
+    assert_eq!(sim.counts().tokens, 1, "twenty concurrent deliveries, one token fetch");
+    // 3 s lifetime, refreshed 2 s ahead: after a second a new token is due.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = app.accept(&samples::manifest(399, "t-late")).await;
+    assert!(app.wait_status(&later, "national", "delivered", Duration::from_secs(10)).await);
+    assert_eq!(sim.counts().tokens, 2, "refreshed before expiry");
+    assert_eq!(sim.counts().unauthorized, 0, "no request went out with an expired token");
+    app.stop().await.expect("stop");
+
+    // A wrong secret: the delivery waits and retries; it is not dead-lettered.
+    let mut spec = HubSpec::new().config(&format!("[mappings]\ndir = \"{}\"", repo().join("mappings").display()));
+    spec.connectors.push((
+        "national".into(),
+        national_connector(&sim, "wrong", "0s 200ms 200ms 200ms 200ms 200ms 200ms 200ms 200ms 200ms"),
+    ));
+    let app = TestApp::spawn(spec).await;
+    let id = app.accept(&samples::manifest(400, "t-wrong")).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let trace = app.trace(&id).await;
+    let d = &trace["deliveries"][0];
+    assert_ne!(d["status"], "dead", "{trace}");
+    assert!(
+        d["last_error"].as_str().unwrap_or("").contains("token endpoint answered HTTP 401"),
+        "{trace}"
+    );
+    stop.cancel();
+}
+
+/// During the partner's maintenance window nothing is attempted; after it,
+/// the waiting deliveries go out with their first attempt.
+#[tokio::test]
+async fn deliveries_wait_out_a_maintenance_window_without_burning_retries() {
+    let (_, sim, _, stop) = setup("0s 100ms").await;
+    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"));
+    let from = (now - chrono::Duration::seconds(1)).format("%H:%M:%S").to_string();
+    let to = (now + chrono::Duration::seconds(3)).format("%H:%M:%S").to_string();
+    let mut spec = HubSpec::new().config(&format!("[mappings]\ndir = \"{}\"", repo().join("mappings").display()));
+    spec.connectors.push((
+        "national".into(),
+        national_connector(&sim, &NationalConfig::default().client_secret, "0s 100ms").replace(
+            "jitter = 0.0",
+            &format!("jitter = 0.0\nmaintenance = [{{ from = \"{from}\", to = \"{to}\" }}]"),
+        ),
+    ));
+    let app = TestApp::spawn(spec).await;
+    let id = app.accept(&samples::manifest(500, "w-1")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let trace = app.trace(&id).await;
+    assert_eq!(trace["deliveries"][0]["status"], "pending", "{trace}");
+    assert_eq!(trace["deliveries"][0]["attempts"].as_array().map(Vec::len), Some(0), "{trace}");
+    assert!(app.wait_status(&id, "national", "delivered", Duration::from_secs(10)).await);
+    let trace = app.trace(&id).await;
+    assert_eq!(
+        trace["deliveries"][0]["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "one attempt, after the window: {trace}"
+    );
+    stop.cancel();
+}
