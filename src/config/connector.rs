@@ -118,6 +118,21 @@ pub struct OutboundConfig {
     /// How to read the partner's answer.
     #[serde(default)]
     pub ack: AckConfig,
+    /// `http_xml` only: wrap each body in a SOAP envelope and read SOAP
+    /// answers and faults.
+    pub soap: Option<SoapConfig>,
+}
+
+/// `[outbound.soap]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoapConfig {
+    /// `"1.1"` or `"1.2"`.
+    pub version: String,
+    /// The SOAP action (`SOAPAction` header in 1.1, `action` media-type
+    /// parameter in 1.2).
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 fn default_timeout() -> HumanDuration {

@@ -324,6 +324,14 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
                 bad("maintenance", msg);
             }
         }
+        if let Some(soap) = &out.soap {
+            if c.kind != super::ConnectorKind::HttpXml {
+                bad("soap", "[outbound.soap] applies to kind = \"http_xml\"".into());
+            }
+            if !matches!(soap.version.as_str(), "1.1" | "1.2") {
+                bad("version", format!("soap.version {:?} must be \"1.1\" or \"1.2\"", soap.version));
+            }
+        }
         if !out.ack.namespaces.is_empty() && c.kind != super::ConnectorKind::HttpXml {
             bad("namespaces", "ack.namespaces apply to XML answers (kind = \"http_xml\")".into());
         }

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::async_trait_shim::BoxFuture;
-use super::http_xml::Answers;
+use super::http_xml::{Answers, Soap};
 use super::oauth2::OAuth2;
 use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
 use crate::config::connector::{AckConfig, OutboundConfig};
@@ -29,6 +29,7 @@ pub struct HttpJsonConnector {
     ack: AckConfig,
     max_response: usize,
     answers: Answers,
+    soap: Option<Soap>,
     oauth2: Option<OAuth2>,
     kind: &'static str,
 }
@@ -41,7 +42,7 @@ impl HttpJsonConnector {
 
     /// Builds the client for one `http_xml` connector.
     pub fn xml(name: &str, cfg: &OutboundConfig) -> Result<Self, BuildError> {
-        Self::with_answers(name, cfg, Answers::xml(&cfg.ack), "http_xml")
+        Self::with_answers(name, cfg, Answers::xml(&cfg.ack, cfg.soap.as_ref()), "http_xml")
     }
 
     fn with_answers(name: &str, cfg: &OutboundConfig, answers: Answers, kind: &'static str) -> Result<Self, BuildError> {
@@ -94,6 +95,7 @@ impl HttpJsonConnector {
             ack: cfg.ack.clone(),
             max_response: cfg.max_response.as_usize(),
             answers,
+            soap: cfg.soap.as_ref().map(Soap::new),
             oauth2,
             kind,
         })
@@ -104,13 +106,22 @@ impl HttpJsonConnector {
         if let Some(o) = &self.oauth2 {
             req = req.header(reqwest::header::AUTHORIZATION, o.header().await?);
         }
+        let (body, content_type) = match &self.soap {
+            Some(soap) => {
+                if let Some(action) = soap.action_header() {
+                    req = req.header("SOAPAction", action);
+                }
+                (soap.wrap(msg.body), soap.content_type())
+            }
+            None => (msg.body.to_vec(), msg.content_type.to_string()),
+        };
         let resp = req
-            .header(CONTENT_TYPE, msg.content_type)
+            .header(CONTENT_TYPE, content_type)
             .header("ce-id", msg.message_id.as_str())
             .header("Idempotency-Key", msg.message_id.as_str())
             .header("X-Wastehub-Delivery", msg.delivery_id.as_str())
             .header("X-Wastehub-Attempt", msg.attempt.to_string())
-            .body(msg.body.to_vec())
+            .body(body)
             .send()
             .await
             .map_err(classify_transport)?;
@@ -126,6 +137,9 @@ impl HttpJsonConnector {
         {
             // The token was revoked or expired early: fetch a new one next time.
             o.invalidate().await;
+        }
+        if let Some(fault) = self.answers.fault(status, &body) {
+            return Err(fault);
         }
         let tree = (self.ack.body_field.is_some() || self.ack.receipt_field.is_some())
             .then(|| self.answers.read(&body))

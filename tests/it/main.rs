@@ -17,3 +17,4 @@ mod ordering;
 mod postgres;
 mod reference;
 mod shutdown;
+mod soap;
