@@ -121,6 +121,21 @@ pub struct OutboundConfig {
     /// `http_xml` only: wrap each body in a SOAP envelope and read SOAP
     /// answers and faults.
     pub soap: Option<SoapConfig>,
+    /// Sign every request with an HMAC over timestamp, message id and body.
+    pub signature: Option<SignatureConfig>,
+}
+
+/// `[outbound.signature]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureConfig {
+    /// `hmac-sha256` or `hmac-sm3` (GB/T 32905).
+    pub algorithm: String,
+    /// The shared secret (never logged).
+    pub secret: Secret,
+    /// Name of the key the partner knows this secret by, sent with the signature.
+    #[serde(default)]
+    pub key_id: Option<String>,
 }
 
 /// `[outbound.soap]`.

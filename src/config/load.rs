@@ -324,6 +324,17 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
                 bad("maintenance", msg);
             }
         }
+        if let Some(sig) = &out.signature {
+            if !matches!(sig.algorithm.as_str(), "hmac-sha256" | "hmac-sm3") {
+                bad(
+                    "algorithm",
+                    format!("signature.algorithm {:?} must be \"hmac-sha256\" or \"hmac-sm3\"", sig.algorithm),
+                );
+            }
+            if sig.secret.expose().len() < 16 {
+                bad("secret", "signature.secret must be at least 16 characters".into());
+            }
+        }
         if let Some(soap) = &out.soap {
             if c.kind != super::ConnectorKind::HttpXml {
                 bad("soap", "[outbound.soap] applies to kind = \"http_xml\"".into());

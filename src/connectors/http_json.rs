@@ -16,6 +16,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use super::async_trait_shim::BoxFuture;
 use super::http_xml::{Answers, Soap};
 use super::oauth2::OAuth2;
+use super::signature::Signer;
 use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
 use crate::config::connector::{AckConfig, OutboundConfig};
 
@@ -30,6 +31,7 @@ pub struct HttpJsonConnector {
     max_response: usize,
     answers: Answers,
     soap: Option<Soap>,
+    signer: Option<Signer>,
     oauth2: Option<OAuth2>,
     kind: &'static str,
 }
@@ -96,6 +98,7 @@ impl HttpJsonConnector {
             max_response: cfg.max_response.as_usize(),
             answers,
             soap: cfg.soap.as_ref().map(Soap::new),
+            signer: cfg.signature.as_ref().map(Signer::new),
             oauth2,
             kind,
         })
@@ -115,6 +118,12 @@ impl HttpJsonConnector {
             }
             None => (msg.body.to_vec(), msg.content_type.to_string()),
         };
+        if let Some(signer) = &self.signer {
+            let now = chrono::Utc::now().timestamp();
+            req = req
+                .header("X-Wastehub-Timestamp", now.to_string())
+                .header("X-Wastehub-Signature", signer.header(now, msg.message_id.as_str(), &body));
+        }
         let resp = req
             .header(CONTENT_TYPE, content_type)
             .header("ce-id", msg.message_id.as_str())

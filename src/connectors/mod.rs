@@ -8,6 +8,7 @@
 pub mod http_json;
 pub mod http_xml;
 pub mod oauth2;
+pub mod signature;
 
 use std::time::Duration;
 

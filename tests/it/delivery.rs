@@ -199,3 +199,30 @@ async fn concurrency_cap_bounds_requests_in_flight() {
         "8 subjects were ready at once, but at most 2 requests may be in flight"
     );
 }
+
+/// With `[outbound.signature]` every request carries an HMAC (here SM3)
+/// over timestamp, message id and the exact body sent.
+#[tokio::test]
+async fn requests_are_signed_over_timestamp_id_and_body() {
+    let partner = FakePartner::start().await;
+    let spec = HubSpec::new().destination(
+        "signed",
+        &partner.url,
+        "\"ledger-entry\"",
+        "[outbound.signature]\nalgorithm = \"hmac-sm3\"\nsecret = \"a-shared-secret-of-32-characters\"\nkey_id = \"fj-hub-1\"",
+    );
+    let app = TestApp::spawn(spec).await;
+    let id = app.accept(&crate::support::samples::ledger("sig-1")).await;
+    assert!(app.wait_status(&id, "signed", "delivered", Duration::from_secs(10)).await);
+    let req = &partner.accepted()[0];
+    let (header, timestamp) = &req.signature;
+    let ts: i64 = timestamp.parse().expect("timestamp");
+    assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
+    let signer = wastehub::connectors::signature::Signer::new(&wastehub::config::connector::SignatureConfig {
+        algorithm: "hmac-sm3".into(),
+        secret: wastehub::config::Secret::new("a-shared-secret-of-32-characters"),
+        key_id: Some("fj-hub-1".into()),
+    });
+    assert_eq!(header, &signer.header(ts, &id, req.raw.as_bytes()));
+    assert_ne!(header, &signer.header(ts, &id, b"tampered"));
+}

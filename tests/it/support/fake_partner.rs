@@ -26,6 +26,8 @@ pub struct Request {
     pub raw: String,
     /// `Content-Type` header.
     pub content_type: String,
+    /// `X-Wastehub-Signature` and `X-Wastehub-Timestamp` headers.
+    pub signature: (String, String),
     /// Arrival time.
     pub at: Instant,
     /// The answer given.
@@ -159,6 +161,7 @@ async fn handle(State(st): State<St>, headers: HeaderMap, body: Bytes) -> Respon
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: String::from_utf8_lossy(&body).into_owned(),
         content_type: h("content-type"),
+        signature: (h("x-wastehub-signature"), h("x-wastehub-timestamp")),
         at: Instant::now(),
         status: 0,
     };
