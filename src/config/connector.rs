@@ -123,6 +123,26 @@ pub struct OutboundConfig {
     pub soap: Option<SoapConfig>,
     /// Sign every request with an HMAC over timestamp, message id and body.
     pub signature: Option<SignatureConfig>,
+    /// TLS client certificate (mTLS) and the partner's CA.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[outbound.tls]`: files are PEM; relative paths are relative to the
+/// config directory.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The hub's client certificate chain and private key (one PEM file
+    /// holding both, or the key in `client_key`).
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// The private key, when not in `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<String>,
+    /// CA certificate(s) that sign the partner's server certificate, when
+    /// it is not publicly trusted.
+    #[serde(default)]
+    pub ca: Option<String>,
 }
 
 /// `[outbound.signature]`.

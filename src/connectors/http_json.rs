@@ -8,6 +8,7 @@
 //! (the configured URL is the only address this connector reaches), and at
 //! most `max_response` bytes of an answer are read.
 
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,7 +19,7 @@ use super::http_xml::{Answers, Soap};
 use super::oauth2::OAuth2;
 use super::signature::Signer;
 use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
-use crate::config::connector::{AckConfig, OutboundConfig};
+use crate::config::connector::{AckConfig, OutboundConfig, TlsConfig};
 
 /// Characters of a response kept in traces.
 const EXCERPT_CHARS: usize = 512;
@@ -38,16 +39,16 @@ pub struct HttpJsonConnector {
 
 impl HttpJsonConnector {
     /// Builds the client for one `http_json` connector.
-    pub fn new(name: &str, cfg: &OutboundConfig) -> Result<Self, BuildError> {
-        Self::with_answers(name, cfg, Answers::Json, "http_json")
+    pub fn new(name: &str, cfg: &OutboundConfig, base: &Path) -> Result<Self, BuildError> {
+        Self::with_answers(name, cfg, base, Answers::Json, "http_json")
     }
 
     /// Builds the client for one `http_xml` connector.
-    pub fn xml(name: &str, cfg: &OutboundConfig) -> Result<Self, BuildError> {
-        Self::with_answers(name, cfg, Answers::xml(&cfg.ack, cfg.soap.as_ref()), "http_xml")
+    pub fn xml(name: &str, cfg: &OutboundConfig, base: &Path) -> Result<Self, BuildError> {
+        Self::with_answers(name, cfg, base, Answers::xml(&cfg.ack, cfg.soap.as_ref()), "http_xml")
     }
 
-    fn with_answers(name: &str, cfg: &OutboundConfig, answers: Answers, kind: &'static str) -> Result<Self, BuildError> {
+    fn with_answers(name: &str, cfg: &OutboundConfig, base: &Path, answers: Answers, kind: &'static str) -> Result<Self, BuildError> {
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
             let bad = || BuildError::Header {
@@ -67,7 +68,14 @@ impl HttpJsonConnector {
             v.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = &cfg.tls {
+            builder = with_tls(builder, tls, base).map_err(|message| BuildError::Tls {
+                name: name.to_string(),
+                message,
+            })?;
+        }
+        let client = builder
             .timeout(cfg.timeout.0)
             .connect_timeout(cfg.connect_timeout.0)
             .redirect(reqwest::redirect::Policy::none())
@@ -155,6 +163,33 @@ impl HttpJsonConnector {
             .flatten();
         judge(&self.ack, status, retry_after, &body, tree.as_ref())
     }
+}
+
+/// Adds the client identity (mTLS) and the partner's CA to a client.
+fn with_tls(mut builder: reqwest::ClientBuilder, tls: &TlsConfig, base: &Path) -> Result<reqwest::ClientBuilder, String> {
+    let read = |p: &str| {
+        let path = if Path::new(p).is_absolute() {
+            Path::new(p).to_path_buf()
+        } else {
+            base.join(p)
+        };
+        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    if let Some(cert) = &tls.client_cert {
+        let mut pem = read(cert)?;
+        if let Some(key) = &tls.client_key {
+            pem.push(b'\n');
+            pem.extend(read(key)?);
+        }
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate {cert}: {e}"))?;
+        builder = builder.identity(identity);
+    }
+    if let Some(ca) = &tls.ca {
+        for c in reqwest::Certificate::from_pem_bundle(&read(ca)?).map_err(|e| format!("CA {ca}: {e}"))? {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    Ok(builder)
 }
 
 impl Outbound for HttpJsonConnector {

@@ -104,6 +104,14 @@ pub enum BuildError {
         #[source]
         source: reqwest::Error,
     },
+    /// A TLS file (client certificate, key, CA) could not be read or used.
+    #[error("connector {name}: TLS: {message}")]
+    Tls {
+        /// Connector name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A header or token is not a valid header value.
     #[error("connector {name}: header {header} has an invalid value")]
     Header {
@@ -133,8 +141,8 @@ pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, stor
 pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildError> {
     let Some(out) = &cfg.outbound else { return Ok(None) };
     match cfg.kind {
-        ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out)?))),
-        ConnectorKind::HttpXml => Ok(Some(Box::new(http_json::HttpJsonConnector::xml(&cfg.name, out)?))),
+        ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out, config_dir(cfg))?))),
+        ConnectorKind::HttpXml => Ok(Some(Box::new(http_json::HttpJsonConnector::xml(&cfg.name, out, config_dir(cfg))?))),
     }
 }
 
@@ -142,4 +150,13 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
 pub mod async_trait_shim {
     /// `Pin<Box<dyn Future + Send>>`.
     pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+}
+
+/// The config directory a connector file belongs to (`<dir>/connectors/x.toml`):
+/// the base of relative paths in it.
+fn config_dir(cfg: &ConnectorConfig) -> &std::path::Path {
+    std::path::Path::new(&cfg.file)
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap_or(std::path::Path::new("."))
 }

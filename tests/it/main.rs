@@ -12,6 +12,7 @@ mod fuzz;
 mod ingest;
 mod journey_national;
 mod mappings;
+mod mtls;
 mod ops;
 mod ordering;
 mod postgres;
