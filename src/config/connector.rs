@@ -19,6 +19,8 @@ use super::units::{ByteSize, HumanDuration, RetrySchedule};
 pub enum ConnectorKind {
     /// HTTP with JSON bodies: CloudEvents in, CloudEvents out.
     HttpJson,
+    /// Inbound from an MQTT broker (QoS 1, persistent session); `[mqtt]`.
+    Mqtt,
 }
 
 /// A connector file.
@@ -42,6 +44,8 @@ pub struct ConnectorConfig {
     /// Which messages the partner receives (any route matching is enough).
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// The broker subscription of a `mqtt` connector.
+    pub mqtt: Option<super::mqtt::MqttConfig>,
     /// The file it was read from (set by the loader, for error messages).
     #[serde(skip)]
     pub file: String,

@@ -6,6 +6,7 @@
 //! `deliver` stage decides what to do with it (schedule, dead letter).
 
 pub mod http_json;
+pub mod mqtt;
 
 use std::time::Duration;
 
@@ -101,6 +102,14 @@ pub enum BuildError {
         #[source]
         source: reqwest::Error,
     },
+    /// The connector's settings cannot be used (checked at load already).
+    #[error("connector {name}: {message}")]
+    Config {
+        /// Connector name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A header or token is not a valid header value.
     #[error("connector {name}: header {header} has an invalid value")]
     Header {
@@ -120,9 +129,14 @@ pub type Receiver = BoxFuture<'static, ()>;
 /// source only after the commit, and returns when `stop` fires. `store`
 /// keeps what a kind must remember across restarts.
 pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
-    let _ = (&sink, &stop, &store);
-    match cfg.kind {
-        ConnectorKind::HttpJson => Ok(None),
+    let _ = &store;
+    match (cfg.kind, &cfg.mqtt) {
+        (ConnectorKind::HttpJson, _) => Ok(None),
+        (ConnectorKind::Mqtt, Some(m)) => Ok(Some(mqtt::MqttConnector::new(&cfg.name, m)?.run(sink, stop))),
+        (ConnectorKind::Mqtt, None) => Err(BuildError::Config {
+            name: cfg.name.clone(),
+            message: "kind mqtt needs an [mqtt] section".into(),
+        }),
     }
 }
 
@@ -131,6 +145,8 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
     let Some(out) = &cfg.outbound else { return Ok(None) };
     match cfg.kind {
         ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out)?))),
+        // Receives only; configuration loading refuses an [outbound] on it.
+        ConnectorKind::Mqtt => Ok(None),
     }
 }
 
