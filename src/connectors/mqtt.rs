@@ -42,8 +42,8 @@ const DISCONNECT_WITHIN: Duration = Duration::from_secs(2);
 pub struct Health(Arc<AtomicBool>);
 
 impl Health {
-    /// True while a session with the broker is up (CONNACK received and no
-    /// error since).
+    /// True while a session with the broker is up and every subscription
+    /// was granted (SUBACK without failures, and no error since).
     pub fn connected(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
@@ -147,7 +147,6 @@ impl MqttConnector {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff = FIRST_BACKOFF;
-                    self.health.set(&self.name, true);
                     tracing::info!(connector = %self.name, session_present = ack.session_present, "MQTT receiver connected.");
                     // Subscribing again on every connect is harmless and
                     // picks up filters added to the file. Spawned: the
@@ -166,8 +165,11 @@ impl MqttConnector {
                     });
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    // Healthy once the broker took every subscription.
                     if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
                         tracing::error!(connector = %self.name, "The MQTT broker refused a subscription (check its ACL).");
+                    } else {
+                        self.health.set(&self.name, true);
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {

@@ -11,6 +11,7 @@ mod demo;
 mod fuzz;
 mod ingest;
 mod mappings;
+mod mqtt;
 mod ops;
 mod ordering;
 mod postgres;
