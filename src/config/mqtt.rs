@@ -92,7 +92,12 @@ pub fn broker_address(url: &str) -> Result<(String, u16), String> {
         "mqtts" => return Err(format!("url {url:?}: mqtts (TLS) is not supported yet; use mqtt://")),
         s => return Err(format!("url {url:?} must be an mqtt:// address, not {s}://")),
     }
-    let host = u.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = u
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     if host.is_empty() {
         return Err(format!("url {url:?} has no host"));
     }
@@ -113,7 +118,9 @@ pub fn check(c: &ConnectorConfig, text: &str) -> Vec<(Option<usize>, String)> {
     // A topic's problem is reported at the line of its filter.
     let topic_line = |filter: &str| {
         let quoted = format!("{filter:?}");
-        text.lines().position(|l| l.contains("filter") && l.contains(&quoted)).map(|i| i + 1)
+        text.lines()
+            .position(|l| l.contains("filter") && l.contains(&quoted))
+            .map(|i| i + 1)
     };
     let m = match (c.kind, &c.mqtt) {
         (ConnectorKind::Mqtt, Some(m)) => m,
@@ -128,7 +135,10 @@ pub fn check(c: &ConnectorConfig, text: &str) -> Vec<(Option<usize>, String)> {
         (_, None) => return errors,
     };
     if c.inbound.is_none() {
-        bad("mqtt", "kind \"mqtt\" needs an [inbound] section (sources, and mappings for document topics)".into());
+        bad(
+            "mqtt",
+            "kind \"mqtt\" needs an [inbound] section (sources, and mappings for document topics)".into(),
+        );
     }
     if c.outbound.is_some() {
         bad("outbound", "kind \"mqtt\" only receives; it has no [outbound] side".into());
@@ -137,7 +147,10 @@ pub fn check(c: &ConnectorConfig, text: &str) -> Vec<(Option<usize>, String)> {
         bad("url", msg);
     }
     if m.client_id.is_empty() || m.client_id.len() > 128 || m.client_id.chars().any(|ch| ch.is_control()) {
-        bad("client_id", "client_id must be 1 to 128 printable characters, the same on every start".into());
+        bad(
+            "client_id",
+            "client_id must be 1 to 128 printable characters, the same on every start".into(),
+        );
     }
     if m.password.is_some() && m.username.is_none() {
         bad("password", "password needs a username".into());
@@ -146,10 +159,16 @@ pub fn check(c: &ConnectorConfig, text: &str) -> Vec<(Option<usize>, String)> {
         bad("keep_alive", "keep_alive must be between 1s and 18h".into());
     }
     if m.connect_timeout.0 < std::time::Duration::from_secs(1) {
-        bad("connect_timeout", "connect_timeout must be at least 1s (the client counts whole seconds)".into());
+        bad(
+            "connect_timeout",
+            "connect_timeout must be at least 1s (the client counts whole seconds)".into(),
+        );
     }
     if m.max_payload.0 == 0 || m.max_payload.0 > MAX_PACKET as u64 {
-        bad("max_payload", format!("max_payload must be between 1 byte and {MAX_PACKET} bytes (MQTT's limit)"));
+        bad(
+            "max_payload",
+            format!("max_payload must be between 1 byte and {MAX_PACKET} bytes (MQTT's limit)"),
+        );
     }
     if m.inflight == 0 || m.inflight > usize::from(u16::MAX) {
         bad("inflight", "inflight must be between 1 and 65535".into());
@@ -162,18 +181,16 @@ pub fn check(c: &ConnectorConfig, text: &str) -> Vec<(Option<usize>, String)> {
         let line = topic_line(&t.filter);
         let mut bad = |msg: String| errors.push((line, msg));
         if !rumqttc::valid_filter(&t.filter) || t.filter.contains('\0') {
-            bad(
-                format!(
-                    "filter {:?} is not a valid MQTT topic filter ('+' and '#' must fill a whole level, '#' only last)",
-                    t.filter
-                ),
-            );
+            bad(format!(
+                "filter {:?} is not a valid MQTT topic filter ('+' and '#' must fill a whole level, '#' only last)",
+                t.filter
+            ));
         }
         match (t.format, &t.message_type) {
             (_, Some(ty)) if ty.is_empty() => bad(format!("topic {:?}: type must not be empty", t.filter)),
             (MqttFormat::Document, None) => bad(format!("topic {:?}: a document topic needs a type (its inbound mapping)", t.filter)),
             (MqttFormat::Document, Some(ty)) if !mappings.is_some_and(|m| m.contains_key(ty)) => bad(format!(
-                    "topic {:?} takes {ty} documents, but [inbound.mappings] has no mapping for {ty}",
+                "topic {:?} takes {ty} documents, but [inbound.mappings] has no mapping for {ty}",
                 t.filter
             )),
             _ => {}
@@ -198,7 +215,9 @@ mod tests {
         std::fs::create_dir_all(d.path().join("connectors")).unwrap();
         std::fs::write(d.path().join("wastehub.toml"), "").unwrap();
         std::fs::write(d.path().join("connectors/c.toml"), text).unwrap();
-        load_with(d.path(), &BTreeMap::new()).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+        load_with(d.path(), &BTreeMap::new())
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
     }
 
     const HEAD: &str = "name = \"c\"\nkind = \"mqtt\"\n[inbound]\nsources = [\"urn:c\"]\n";

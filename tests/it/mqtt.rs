@@ -118,7 +118,10 @@ fn options(url: &str, client_id: &str) -> MqttOptions {
 async fn publish(url: &str, topic: &str, payload: Vec<u8>) {
     let id = format!("wh-test-pub-{}", ulid::Ulid::generate().to_string().to_lowercase());
     let (client, mut events) = AsyncClient::new(options(url, &id), 10);
-    client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("queue publish");
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .expect("queue publish");
     let acked = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match events.poll().await {
@@ -206,12 +209,7 @@ async fn mqtt_cloudevent_and_park_document_are_committed_and_delivered() {
     wait_subscribed(&app, &n).await;
 
     publish(&url, &n.events_topic(), n.event(1, "mq-e1").to_string().into_bytes()).await;
-    publish(
-        &url,
-        &format!("{}/park/hc01/ledger", n.prefix),
-        park_ledger_gbk("HWCS20260302101"),
-    )
-    .await;
+    publish(&url, &format!("{}/park/hc01/ledger", n.prefix), park_ledger_gbk("HWCS20260302101")).await;
     assert!(
         eventually(Duration::from_secs(15), || async { partner.accepted().len() >= 2 }).await,
         "both messages delivered: {:?}",
@@ -219,7 +217,10 @@ async fn mqtt_cloudevent_and_park_document_are_committed_and_delivered() {
     );
     let sent: Vec<Value> = partner.accepted().into_iter().map(|r| r.body).collect();
     let event = sent.iter().find(|b| b["type"] == "manifest-created").expect("the event");
-    assert_eq!((event["source"].as_str(), event["sourceid"].as_str()), (Some(n.source.as_str()), Some("mq-e1")));
+    assert_eq!(
+        (event["source"].as_str(), event["sourceid"].as_str()),
+        (Some(n.source.as_str()), Some("mq-e1"))
+    );
     let doc = sent.iter().find(|b| b["type"] == "ledger-entry").expect("the document");
     assert_eq!(doc["source"], json!(n.source));
     assert_eq!(doc["sourceid"], "HC-HWCS20260302101");
@@ -362,7 +363,11 @@ async fn mqtt_malformed_and_oversized_payloads_are_refused_without_blocking_late
     wait_subscribed(&app, &n).await;
     publish(&url, &topic, n.event(8, "mq-after-restart").to_string().into_bytes()).await;
     assert!(eventually(Duration::from_secs(15), || async { partner.accepted().len() == 2 }).await);
-    assert_eq!(outcome(&app, &n, "refused").await, 4.0, "nothing refused came back after the restart");
+    assert_eq!(
+        outcome(&app, &n, "refused").await,
+        4.0,
+        "nothing refused came back after the restart"
+    );
     app.stop().await.expect("stopped");
     n.forget_session(&url).await;
 }
