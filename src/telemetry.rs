@@ -26,6 +26,14 @@ pub const DESTINATION_PAUSED: &str = "wastehub_destination_paused";
 /// Group-commit batch sizes.
 pub const COMMIT_BATCH_MESSAGES: &str = "wastehub_store_commit_batch_messages";
 
+/// Messages taken by receiving connector kinds (MQTT): labels `connector`,
+/// `outcome` (received, committed, duplicate, refused, retried).
+pub const RECEIVER_MESSAGES_TOTAL: &str = "wastehub_receiver_messages_total";
+/// 1 while a receiving connector is connected to its source, else 0: label `connector`.
+pub const RECEIVER_CONNECTED: &str = "wastehub_receiver_connected";
+
+/// Label: the connector a receiver belongs to.
+pub const LABEL_CONNECTOR: &str = "connector";
 /// Label: the destination connector.
 pub const LABEL_DESTINATION: &str = "destination";
 /// Label: the outcome.

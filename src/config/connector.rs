@@ -22,6 +22,8 @@ pub enum ConnectorKind {
     /// HTTP with XML bodies (rendered by the destination's mappings); the
     /// partner's answer is XML and its ack code is read from it.
     HttpXml,
+    /// Inbound from an MQTT broker (QoS 1, persistent session); `[mqtt]`.
+    Mqtt,
 }
 
 /// A connector file.
@@ -45,6 +47,8 @@ pub struct ConnectorConfig {
     /// Which messages the partner receives (any route matching is enough).
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// The broker subscription of a `mqtt` connector.
+    pub mqtt: Option<super::mqtt::MqttConfig>,
     /// The file it was read from (set by the loader, for error messages).
     #[serde(skip)]
     pub file: String,

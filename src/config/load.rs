@@ -360,6 +360,9 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
             }
         }
     }
+    for (line, message) in super::mqtt::check(c, text) {
+        errors.push(err(file, line, message));
+    }
 }
 
 fn check_condition(c: &ConditionConfig) -> Result<(), String> {
@@ -549,7 +552,7 @@ fn line_at(text: &str, offset: usize) -> usize {
 }
 
 /// The first line that sets `key` (the last segment of a dotted path).
-fn line_of_key(text: &str, key: &str) -> Option<usize> {
+pub(super) fn line_of_key(text: &str, key: &str) -> Option<usize> {
     let last = key.rsplit('.').next().unwrap_or(key);
     text.lines()
         .position(|l| {

@@ -8,6 +8,7 @@
 
 pub mod connector;
 pub mod load;
+pub mod mqtt;
 pub mod units;
 
 use std::fmt;

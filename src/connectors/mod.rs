@@ -7,6 +7,7 @@
 
 pub mod http_json;
 pub mod http_xml;
+pub mod mqtt;
 pub mod oauth2;
 pub mod signature;
 
@@ -112,6 +113,14 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
+    /// The connector's settings cannot be used (checked at load already).
+    #[error("connector {name}: {message}")]
+    Config {
+        /// Connector name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A header or token is not a valid header value.
     #[error("connector {name}: header {header} has an invalid value")]
     Header {
@@ -131,9 +140,14 @@ pub type Receiver = BoxFuture<'static, ()>;
 /// source only after the commit, and returns when `stop` fires. `store`
 /// keeps what a kind must remember across restarts.
 pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
-    let _ = (&sink, &stop, &store);
-    match cfg.kind {
-        ConnectorKind::HttpJson | ConnectorKind::HttpXml => Ok(None),
+    let _ = &store;
+    match (cfg.kind, &cfg.mqtt) {
+        (ConnectorKind::HttpJson | ConnectorKind::HttpXml, _) => Ok(None),
+        (ConnectorKind::Mqtt, Some(m)) => Ok(Some(mqtt::MqttConnector::new(&cfg.name, m)?.run(sink, stop))),
+        (ConnectorKind::Mqtt, None) => Err(BuildError::Config {
+            name: cfg.name.clone(),
+            message: "kind mqtt needs an [mqtt] section".into(),
+        }),
     }
 }
 
@@ -143,6 +157,8 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
     match cfg.kind {
         ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out, config_dir(cfg))?))),
         ConnectorKind::HttpXml => Ok(Some(Box::new(http_json::HttpJsonConnector::xml(&cfg.name, out, config_dir(cfg))?))),
+        // Receives only; configuration loading refuses an [outbound] on it.
+        ConnectorKind::Mqtt => Ok(None),
     }
 }
 

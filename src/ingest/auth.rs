@@ -48,7 +48,8 @@ impl Partners {
                 },
             );
             let keys: Vec<&str> = inb.api_key_sha256.iter().map(|k| k.expose()).filter(|k| !k.is_empty()).collect();
-            if keys.is_empty() {
+            // Kinds that receive on their own (mqtt) need no key.
+            if keys.is_empty() && c.kind == crate::config::ConnectorKind::HttpJson {
                 tracing::warn!(partner = %c.name, "Partner has no API key configured; it cannot send until one is set.");
             }
             for k in keys {

@@ -12,6 +12,7 @@ mod fuzz;
 mod ingest;
 mod journey_national;
 mod mappings;
+mod mqtt;
 mod mtls;
 mod ops;
 mod ordering;
