@@ -23,7 +23,15 @@ pub const DELIVERY_DURATION_SECONDS: &str = "wastehub_delivery_duration_seconds"
 pub const BACKLOG_DELIVERIES: &str = "wastehub_backlog_deliveries";
 /// Group-commit batch sizes.
 pub const COMMIT_BATCH_MESSAGES: &str = "wastehub_store_commit_batch_messages";
+/// Files taken from a drop folder: labels `connector`, `outcome` (taken, done, failed, duplicate).
+pub const FILE_FILES_TOTAL: &str = "wastehub_file_files_total";
+/// Records read from dropped files: labels `connector`, `outcome` (committed, refused).
+pub const FILE_RECORDS_TOTAL: &str = "wastehub_file_records_total";
+/// Whether a drop folder is readable and writable (1) or not (0): label `connector`.
+pub const FILE_FOLDER_UP: &str = "wastehub_file_folder_up";
 
+/// Label: the connector a receiver belongs to.
+pub const LABEL_CONNECTOR: &str = "connector";
 /// Label: the destination connector.
 pub const LABEL_DESTINATION: &str = "destination";
 /// Label: the outcome.

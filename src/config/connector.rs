@@ -19,6 +19,8 @@ use super::units::{ByteSize, HumanDuration, RetrySchedule};
 pub enum ConnectorKind {
     /// HTTP with JSON bodies: CloudEvents in, CloudEvents out.
     HttpJson,
+    /// A drop folder for batch exchange (CSV, JSON lines or XML files).
+    File,
 }
 
 /// A connector file.
@@ -42,6 +44,9 @@ pub struct ConnectorConfig {
     /// Which messages the partner receives (any route matching is enough).
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[file]`: the drop folder of a `file` connector.
+    #[serde(rename = "file")]
+    pub file_drop: Option<super::file::FileConfig>,
     /// The file it was read from (set by the loader, for error messages).
     #[serde(skip)]
     pub file: String,

@@ -196,6 +196,9 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
         match toml::from_str::<ConnectorConfig>(&expanded) {
             Ok(mut c) => {
                 c.file = name.clone();
+                if let Some(f) = c.file_drop.as_mut() {
+                    f.resolve(dir.parent().unwrap_or(dir));
+                }
                 let before = errors.len();
                 check_connector(&c, &name, &text, errors);
                 if errors.len() == before {
@@ -304,6 +307,9 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
                 bad(name, format!("header name {name:?} is not valid"));
             }
         }
+    }
+    for (key, msg) in super::file::check(c) {
+        bad(key, msg);
     }
     if !c.routes.is_empty() && c.outbound.is_none() {
         bad("routes", "routes need an [outbound] section to deliver to".into());

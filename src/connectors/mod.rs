@@ -5,6 +5,7 @@
 //! A connector classifies every outcome ([`DeliveryError::retry`]); the
 //! `deliver` stage decides what to do with it (schedule, dead letter).
 
+pub mod file;
 pub mod http_json;
 
 use std::time::Duration;
@@ -120,9 +121,9 @@ pub type Receiver = BoxFuture<'static, ()>;
 /// source only after the commit, and returns when `stop` fires. `store`
 /// keeps what a kind must remember across restarts.
 pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
-    let _ = (&sink, &stop, &store);
     match cfg.kind {
         ConnectorKind::HttpJson => Ok(None),
+        ConnectorKind::File => Ok(file::receiver(cfg, sink, stop, store)),
     }
 }
 
@@ -131,6 +132,8 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
     let Some(out) = &cfg.outbound else { return Ok(None) };
     match cfg.kind {
         ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out)?))),
+        // Refused at load: a drop folder only receives.
+        ConnectorKind::File => Ok(None),
     }
 }
 
