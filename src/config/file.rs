@@ -171,3 +171,70 @@ fn check_dir(dir: &Path) -> Result<(), String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    fn load(connector: &str) -> String {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("connectors")).unwrap();
+        std::fs::write(d.path().join("wastehub.toml"), "").unwrap();
+        std::fs::write(d.path().join("connectors/reg.toml"), connector).unwrap();
+        crate::config::load_with(d.path(), &BTreeMap::new())
+            .map(|l| {
+                let f = l.connectors[0].file_drop.as_ref().unwrap();
+                assert!(f.resolved_dir.starts_with(d.path()), "relative to the config dir");
+                String::new()
+            })
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    const HEAD: &str = "name = \"reg\"\nkind = \"file\"\n[inbound]\nsources = [\"urn:reg\"]\n[inbound.mappings]\n\"enterprise-registration\" = \"m/in\"\n";
+
+    #[test]
+    fn a_complete_file_connector_loads() {
+        let m = load(&format!(
+            "{HEAD}[file]\ndir = \"data/drop\"\ntype = \"enterprise-registration\"\nformat = \"csv\"\nencoding = \"GBK\"\n"
+        ));
+        assert_eq!(m, "");
+    }
+
+    #[test]
+    fn kind_and_table_go_together() {
+        let m = load(HEAD);
+        assert!(m.contains("reg.toml:2:") && m.contains("needs a [file] table"), "{m}");
+        let m = load(
+            "name = \"reg\"\nkind = \"http_json\"\n[file]\ndir = \"d\"\ntype = \"t\"\nformat = \"csv\"\n",
+        );
+        assert!(m.contains("reg.toml:3:") && m.contains("only for kind = \"file\""), "{m}");
+    }
+
+    #[test]
+    fn each_bad_value_is_reported_at_its_line() {
+        let m = load(&format!(
+            "{HEAD}[file]\ndir = \"d\"\ntype = \"ledger-entry\"\nformat = \"xml\"\npoll_interval = \"0s\"\nencoding = \"GBK\"\npattern = \"a/b\"\n"
+        ));
+        assert!(m.contains("reg.toml:9:") && m.contains("has no inbound mapping"), "{m}");
+        assert!(m.contains("reg.toml:11:") && m.contains("poll_interval"), "{m}");
+        assert!(m.contains("reg.toml:12:") && m.contains("declares its own"), "{m}");
+        assert!(m.contains("reg.toml:13:") && m.contains("file-name glob"), "{m}");
+        let m = load(&format!(
+            "{HEAD}[file]\ndir = \"d\"\ntype = \"enterprise-registration\"\nformat = \"csv\"\nencoding = \"klingon\"\n"
+        ));
+        assert!(m.contains("reg.toml:11:") && m.contains("not known"), "{m}");
+        let m = load(&format!("{HEAD}[file]\ndir = \"d\"\ntype = \"enterprise-registration\"\nformat = \"pdf\"\n"));
+        assert!(m.contains("reg.toml:10:"), "{m}");
+    }
+
+    #[test]
+    fn the_folder_must_be_a_folder_and_outbound_is_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let m = load(&format!(
+            "{HEAD}[outbound]\nurl = \"http://127.0.0.1:1/\"\n[file]\ndir = \"{}/sub\"\ntype = \"enterprise-registration\"\nformat = \"csv\"\n",
+            f.path().display()
+        ));
+        assert!(m.contains("reg.toml:7:") && m.contains("only receives"), "{m}");
+        assert!(m.contains("reg.toml:10:") && m.contains("is not a folder"), "{m}");
+    }
+}

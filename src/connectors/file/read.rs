@@ -117,11 +117,12 @@ fn csv_records(text: &str, origin: Origin<'_>) -> Result<Vec<Result<Record, BadR
     }
     let mut out = Vec::new();
     let mut row = 0u64;
+    let mut lines = LineCounter::new(text);
     for result in reader.records() {
         row += 1;
         match result {
             Ok(rec) => {
-                let line = rec.position().map_or(0, csv::Position::line);
+                let line = lines.line_at(rec.position().map_or(0, csv::Position::byte));
                 let mut obj = Map::new();
                 for (h, v) in headers.iter().zip(rec.iter()) {
                     // An empty cell is an absent value, so `required`,
@@ -137,7 +138,7 @@ fn csv_records(text: &str, origin: Origin<'_>) -> Result<Vec<Result<Record, BadR
                 }));
             }
             Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
+                let line = lines.line_at(e.position().map_or(0, csv::Position::byte));
                 let message = match e.kind() {
                     csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
                         format!("the row has {len} fields; the header row has {expected_len}")
@@ -149,6 +150,34 @@ fn csv_records(text: &str, origin: Origin<'_>) -> Result<Vec<Result<Record, BadR
         }
     }
     Ok(out)
+}
+
+/// 1-based lines of byte offsets that only grow: counted incrementally, so
+/// a large file is not rescanned for every row. An offset that points at the
+/// end of the previous line (CRLF) is moved to the start of the next one.
+struct LineCounter<'a> {
+    text: &'a str,
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, at: 0, line: 1 }
+    }
+
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let bytes = self.text.as_bytes();
+        let mut byte = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+        while byte < bytes.len() && (bytes[byte] == b'\r' || bytes[byte] == b'\n') {
+            byte += 1;
+        }
+        if byte >= self.at {
+            self.line += bytes[self.at..byte].iter().filter(|b| **b == b'\n').count() as u64;
+            self.at = byte;
+        }
+        self.line
+    }
 }
 
 fn jsonl_records(text: &str, origin: Origin<'_>) -> Vec<Result<Record, BadRecord>> {
@@ -230,6 +259,10 @@ mod tests {
         assert_eq!(second["企业名称"], "厦门, 海沧");
         assert!(second.get("登记状态").is_none(), "an empty cell is absent: {second}");
         assert_eq!(recs[1].as_ref().unwrap().line, 3);
+        let crlf = "a,b\r\n1,2\r\n3\r\n\r\n4,5\r\n";
+        let recs = records(FileFormat::Csv, encoding_rs::UTF_8, crlf.as_bytes(), ORIGIN).unwrap();
+        let lines: Vec<u64> = recs.iter().map(|r| r.as_ref().map_or_else(|b| b.line, |r| r.line)).collect();
+        assert_eq!(lines, [2, 3, 5]);
     }
 
     #[test]
