@@ -200,7 +200,11 @@ fn connector_mapping_errors(
                 message: format!(
                     "file.format {:?} needs a mapping that reads {}, but {name:?} reads {}",
                     f.format,
-                    if f.format == crate::config::file::FileFormat::Xml { "XML" } else { "JSON (one object per record)" },
+                    if f.format == crate::config::file::FileFormat::Xml {
+                        "XML"
+                    } else {
+                        "JSON (one object per record)"
+                    },
                     if m.reads_xml() { "XML" } else { "JSON" }
                 ),
             });

@@ -103,16 +103,10 @@ pub fn check(c: &ConnectorConfig) -> Vec<(&'static str, String)> {
         return bad;
     }
     if c.outbound.is_some() {
-        bad.push((
-            "outbound",
-            "a file connector only receives: it has no [outbound] side".into(),
-        ));
+        bad.push(("outbound", "a file connector only receives: it has no [outbound] side".into()));
     }
     match &c.inbound {
-        None => bad.push((
-            "kind",
-            "a file connector needs an [inbound] section (sources, mappings)".into(),
-        )),
+        None => bad.push(("kind", "a file connector needs an [inbound] section (sources, mappings)".into())),
         Some(inb) if !inb.mappings.contains_key(&f.message_type) => bad.push((
             "type",
             format!(
@@ -190,7 +184,8 @@ mod tests {
             .unwrap_or_else(|e| e.to_string())
     }
 
-    const HEAD: &str = "name = \"reg\"\nkind = \"file\"\n[inbound]\nsources = [\"urn:reg\"]\n[inbound.mappings]\n\"enterprise-registration\" = \"m/in\"\n";
+    const HEAD: &str =
+        "name = \"reg\"\nkind = \"file\"\n[inbound]\nsources = [\"urn:reg\"]\n[inbound.mappings]\n\"enterprise-registration\" = \"m/in\"\n";
 
     #[test]
     fn a_complete_file_connector_loads() {
@@ -204,9 +199,7 @@ mod tests {
     fn kind_and_table_go_together() {
         let m = load(HEAD);
         assert!(m.contains("reg.toml:2:") && m.contains("needs a [file] table"), "{m}");
-        let m = load(
-            "name = \"reg\"\nkind = \"http_json\"\n[file]\ndir = \"d\"\ntype = \"t\"\nformat = \"csv\"\n",
-        );
+        let m = load("name = \"reg\"\nkind = \"http_json\"\n[file]\ndir = \"d\"\ntype = \"t\"\nformat = \"csv\"\n");
         assert!(m.contains("reg.toml:3:") && m.contains("only for kind = \"file\""), "{m}");
     }
 
@@ -223,7 +216,9 @@ mod tests {
             "{HEAD}[file]\ndir = \"d\"\ntype = \"enterprise-registration\"\nformat = \"csv\"\nencoding = \"klingon\"\n"
         ));
         assert!(m.contains("reg.toml:11:") && m.contains("not known"), "{m}");
-        let m = load(&format!("{HEAD}[file]\ndir = \"d\"\ntype = \"enterprise-registration\"\nformat = \"pdf\"\n"));
+        let m = load(&format!(
+            "{HEAD}[file]\ndir = \"d\"\ntype = \"enterprise-registration\"\nformat = \"pdf\"\n"
+        ));
         assert!(m.contains("reg.toml:10:"), "{m}");
     }
 

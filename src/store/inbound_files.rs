@@ -91,7 +91,15 @@ impl Store {
 
     /// Records a file that was never opened (too large, duplicate): a
     /// finished row of its own.
-    pub async fn record_file(&self, connector: &str, name: &str, sha256: &str, size: i64, outcome: &FileOutcome<'_>, now: Millis) -> Result<()> {
+    pub async fn record_file(
+        &self,
+        connector: &str,
+        name: &str,
+        sha256: &str,
+        size: i64,
+        outcome: &FileOutcome<'_>,
+        now: Millis,
+    ) -> Result<()> {
         let id = InboundFileId::generate();
         on_write!(self, |p| {
             sqlx::query(self.sql(
@@ -142,9 +150,9 @@ impl Store {
     /// first (for tests and operators).
     pub async fn file_runs(&self, connector: &str) -> Result<Vec<(String, String, String)>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as(self.sql(
-                "SELECT name, sha256, status FROM inbound_files WHERE connector = $1 ORDER BY started_at DESC, id DESC",
-            ))
+            sqlx::query_as(
+                self.sql("SELECT name, sha256, status FROM inbound_files WHERE connector = $1 ORDER BY started_at DESC, id DESC"),
+            )
             .bind(connector)
             .fetch_all(p)
             .await

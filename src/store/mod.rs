@@ -25,8 +25,8 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::{DatabaseConfig, SqliteSynchronous};
 
 pub use attempts::AttemptView;
-pub use inbound_files::{FileOutcome, FileStart};
 pub use deliveries::{Claimed, Completion, CompletionOutcome, MappingChoice, ReplayFilter};
+pub use inbound_files::{FileOutcome, FileStart};
 pub use messages::{InsertOutcome, NewMessage, Receipt, ReceiptDelivery};
 pub use trace::{DeliveryView, DestinationStats, MessageFilter, MessagePage, MessageSummary, MessageView, RenderedView};
 

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::support::{FakePartner, HubSpec, Reply, TestApp, eventually, repo};
 
-const HEADER: &str = "统一社会信用代码,企业名称,住所,行政区划代码,行业代码,单位类别,管理类别,法定代表人,联系电话,经度,纬度,登记状态,状态说明,核准日期";
+const HEADER: &str =
+    "统一社会信用代码,企业名称,住所,行政区划代码,行业代码,单位类别,管理类别,法定代表人,联系电话,经度,纬度,登记状态,状态说明,核准日期";
 
 /// Valid rows (real check characters, existing divisions).
 const ROWS: [&str; 4] = [
@@ -47,7 +48,11 @@ async fn hub(file_extra: &str, config: &str, partner: FakePartner, before_start:
          \"enterprise-registration\" = \"market-regulation/enterprise-registration-in\"\n[file]\ndir = \"{}\"\n\
          type = \"enterprise-registration\"\nformat = \"csv\"\npoll_interval = \"100ms\"\n{}{file_extra}\n",
         dir.display(),
-        if file_extra.contains("settle") { "" } else { "settle = \"200ms\"\n" }
+        if file_extra.contains("settle") {
+            ""
+        } else {
+            "settle = \"200ms\"\n"
+        }
     );
     let mut spec = HubSpec::new()
         .config(&format!("[mappings]\ndir = \"{}\"", repo().join("mappings").display()))
@@ -73,7 +78,11 @@ impl Drop {
 
     fn files(&self, sub: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.dir.join(sub))
-            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -159,7 +168,10 @@ async fn a_bad_row_sends_the_file_to_failed_with_its_line_and_the_good_rows_stay
     let d = hub("", "", FakePartner::start().await, |_| {}).await;
     let bad_status = ROWS[3].replace(",存续,", ",清算中,");
     let bad_usci = ROWS[2].replace("52350212MAD4H3J9XL", "52350212MAD4H3J9XA");
-    d.put("mixed.csv", csv(&[ROWS[0], &bad_status, ROWS[1], &bad_usci, "only,three,cells"]).as_bytes());
+    d.put(
+        "mixed.csv",
+        csv(&[ROWS[0], &bad_status, ROWS[1], &bad_usci, "only,three,cells"]).as_bytes(),
+    );
     assert!(d.wait_in("failed", "mixed.csv").await, "failed: {:?}", d.files("failed"));
     let reason = std::fs::read_to_string(d.dir.join("failed/mixed.csv.reason.txt")).expect("reason file");
     assert!(reason.contains("line 3: 422 mapping_failed"), "{reason}");
@@ -212,13 +224,7 @@ async fn a_file_left_in_processing_is_resumed_at_start() {
 #[tokio::test]
 async fn a_full_backlog_keeps_the_file_in_processing_until_it_drains() {
     let partner = FakePartner::scripted(|_, _| Reply::status(503)).await;
-    let d = hub(
-        "",
-        "[ingest]\nmax_backlog = 2\nbacklog_retry_after = \"1s\"",
-        partner,
-        |_| {},
-    )
-    .await;
+    let d = hub("", "[ingest]\nmax_backlog = 2\nbacklog_retry_after = \"1s\"", partner, |_| {}).await;
     d.put("big.csv", csv(&ROWS).as_bytes());
     assert!(d.wait_in("processing", "big.csv").await);
     assert!(

@@ -100,11 +100,17 @@ impl Folder {
             if !glob_match(pattern, &name) {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(self.root.join(&name)) else { continue };
+            let Ok(meta) = std::fs::metadata(self.root.join(&name)) else {
+                continue;
+            };
             let (size, modified) = (meta.len(), meta.modified().ok());
             let seen = match watch.seen.get(&name) {
                 Some(s) if s.size == size && s.modified == modified => *s,
-                _ => Seen { size, modified, since: now },
+                _ => Seen {
+                    size,
+                    modified,
+                    since: now,
+                },
             };
             let waited = now.duration_since(seen.since);
             if waited >= settle {
@@ -240,7 +246,14 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["a.1.csv", "a.1.csv.reason.txt", "a.2.csv", "a.2.csv.reason.txt", "a.csv", "a.csv.reason.txt"]
+            [
+                "a.1.csv",
+                "a.1.csv.reason.txt",
+                "a.2.csv",
+                "a.2.csv.reason.txt",
+                "a.csv",
+                "a.csv.reason.txt"
+            ]
         );
     }
 }

@@ -105,8 +105,7 @@ impl FileConnector {
     /// created when missing). Checked before every look at the folder.
     pub async fn healthcheck(&self) -> Result<(), FileError> {
         let folder = self.folder.clone();
-        tokio::task::spawn_blocking(move || folder.healthcheck().map_err(io(folder.root())))
-            .await?
+        tokio::task::spawn_blocking(move || folder.healthcheck().map_err(io(folder.root()))).await?
     }
 
     /// Watches the folder until `stop` fires.
@@ -118,8 +117,11 @@ impl FileConnector {
         loop {
             let mut wait = poll;
             let health = self.healthcheck().await;
-            metrics::gauge!(telemetry::FILE_FOLDER_UP, telemetry::LABEL_CONNECTOR => self.name.clone())
-                .set(if health.is_ok() { 1.0 } else { 0.0 });
+            metrics::gauge!(telemetry::FILE_FOLDER_UP, telemetry::LABEL_CONNECTOR => self.name.clone()).set(if health.is_ok() {
+                1.0
+            } else {
+                0.0
+            });
             match (&health, healthy) {
                 (Err(e), Some(true) | None) => {
                     tracing::error!(connector = %self.name, error = %e, "The drop folder cannot be used; files wait.");
@@ -195,7 +197,9 @@ impl FileConnector {
     async fn process(&self, name: &str, stop: &CancellationToken) -> Result<Step, FileError> {
         let path = self.folder.dir(Place::Processing).join(name);
         let p = path.clone();
-        let (size, sha256) = tokio::task::spawn_blocking(move || folder::checksum(&p)).await?.map_err(io(&path))?;
+        let (size, sha256) = tokio::task::spawn_blocking(move || folder::checksum(&p))
+            .await?
+            .map_err(io(&path))?;
         let size_i = i64::try_from(size).unwrap_or(i64::MAX);
         let now = now_millis();
         if size > self.cfg.max_file.0 {
@@ -215,7 +219,10 @@ impl FileConnector {
         }
         let id = match self.store.begin_file(&self.name, name, &sha256, size_i, now).await? {
             FileStart::New(id) | FileStart::Resumed(id) => id,
-            FileStart::Duplicate { name: earlier, finished_at } => {
+            FileStart::Duplicate {
+                name: earlier,
+                finished_at,
+            } => {
                 let note = format!(
                     "file: {name}\nsha256: {sha256}\n\nThe same content was processed as {earlier} at {}; it was not submitted again.\n",
                     millis_to_rfc3339(finished_at)
@@ -250,9 +257,8 @@ impl FileConnector {
         let items = match read {
             Ok(items) => items,
             Err(e) => {
-                let reason = format!(
-                    "file: {name}\nsha256: {sha256}\nsize: {size} bytes\n\nThe file cannot be read; nothing was submitted.\n{e}\n"
-                );
+                let reason =
+                    format!("file: {name}\nsha256: {sha256}\nsize: {size} bytes\n\nThe file cannot be read; nothing was submitted.\n{e}\n");
                 let outcome = FileOutcome {
                     status: "failed",
                     reason: Some(&reason),
@@ -280,7 +286,10 @@ impl FileConnector {
             match self.sink.document(&self.cfg.message_type, &record.body).await {
                 Ok(_) => committed += 1,
                 Err(e) if is_transient(&e) => {
-                    let after = e.retry_after.unwrap_or_default().clamp(self.cfg.poll_interval.0, Duration::from_secs(300));
+                    let after = e
+                        .retry_after
+                        .unwrap_or_default()
+                        .clamp(self.cfg.poll_interval.0, Duration::from_secs(300));
                     tracing::warn!(
                         connector = %self.name, file = %name, line = record.line, status = e.status.as_u16(), error = %e.detail,
                         "The hub cannot take the file's records now; the file stays in processing/ and is resumed later."

@@ -66,9 +66,7 @@ pub fn records(
 fn decode(encoding: &'static encoding_rs::Encoding, bytes: &[u8]) -> Result<String, ReadError> {
     let (text, used, had_errors) = encoding.decode(bytes);
     if had_errors {
-        let line = text
-            .find('\u{FFFD}')
-            .map_or(1, |at| text[..at].matches('\n').count() as u64 + 1);
+        let line = text.find('\u{FFFD}').map_or(1, |at| text[..at].matches('\n').count() as u64 + 1);
         return Err(ReadError {
             line,
             message: format!("the file is not valid {} text (set `encoding` in [file])", used.name()),
@@ -254,7 +252,10 @@ mod tests {
         assert_eq!(recs.len(), 2);
         let first = json(&recs[0]);
         assert_eq!(first["统一社会信用代码"], "91350206MA2XK7P16K");
-        assert_eq!(first["_file"], serde_json::json!({"name": "reg.csv", "sha256": "ab12", "row": 1, "line": 2}));
+        assert_eq!(
+            first["_file"],
+            serde_json::json!({"name": "reg.csv", "sha256": "ab12", "row": 1, "line": 2})
+        );
         let second = json(&recs[1]);
         assert_eq!(second["企业名称"], "厦门, 海沧");
         assert!(second.get("登记状态").is_none(), "an empty cell is absent: {second}");
@@ -313,7 +314,13 @@ mod tests {
         assert_eq!(recs[1].as_ref().unwrap_err().line, 3);
         assert_eq!(json(&recs[2])["_file"]["row"], 3);
         let recs = records(FileFormat::Xml, encoding_rs::UTF_8, b"<a/>", ORIGIN).unwrap();
-        assert_eq!(recs, vec![Ok(Record { line: 1, body: b"<a/>".to_vec() })]);
+        assert_eq!(
+            recs,
+            vec![Ok(Record {
+                line: 1,
+                body: b"<a/>".to_vec()
+            })]
+        );
     }
 
     #[test]
