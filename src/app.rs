@@ -188,6 +188,27 @@ fn connector_mapping_errors(
                 }
             }
         }
+        // A drop folder's records must be in the format its mapping reads.
+        if let Some(f) = &c.file_drop
+            && let Some(name) = c.inbound.as_ref().and_then(|i| i.mappings.get(&f.message_type))
+            && let Some(m) = set.versions(name).first()
+            && m.reads_xml() != (f.format == crate::config::file::FileFormat::Xml)
+        {
+            errors.push(crate::mapping::LoadError {
+                file: std::path::PathBuf::from(&c.file),
+                line: text.lines().position(|l| l.trim_start().starts_with("format")).map_or(1, |i| i + 1),
+                message: format!(
+                    "file.format {:?} needs a mapping that reads {}, but {name:?} reads {}",
+                    f.format,
+                    if f.format == crate::config::file::FileFormat::Xml {
+                        "XML"
+                    } else {
+                        "JSON (one object per record)"
+                    },
+                    if m.reads_xml() { "XML" } else { "JSON" }
+                ),
+            });
+        }
     }
     errors
 }

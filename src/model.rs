@@ -62,6 +62,11 @@ prefixed_id!(
     AttemptId,
     "att"
 );
+prefixed_id!(
+    /// One processing run of a file taken from a drop folder (`fil_<ulid>`).
+    InboundFileId,
+    "fil"
+);
 
 /// Where a delivery stands. Stored as its snake_case name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -25,6 +25,12 @@ pub const BACKLOG_DELIVERIES: &str = "wastehub_backlog_deliveries";
 pub const DESTINATION_PAUSED: &str = "wastehub_destination_paused";
 /// Group-commit batch sizes.
 pub const COMMIT_BATCH_MESSAGES: &str = "wastehub_store_commit_batch_messages";
+/// Files taken from a drop folder: labels `connector`, `outcome` (taken, done, failed, duplicate).
+pub const FILE_FILES_TOTAL: &str = "wastehub_file_files_total";
+/// Records read from dropped files: labels `connector`, `outcome` (committed, refused).
+pub const FILE_RECORDS_TOTAL: &str = "wastehub_file_records_total";
+/// Whether a drop folder is readable and writable (1) or not (0): label `connector`.
+pub const FILE_FOLDER_UP: &str = "wastehub_file_folder_up";
 
 /// Messages taken by receiving connector kinds (MQTT): labels `connector`,
 /// `outcome` (received, committed, duplicate, refused, retried).

@@ -24,6 +24,8 @@ pub enum ConnectorKind {
     HttpXml,
     /// Inbound from an MQTT broker (QoS 1, persistent session); `[mqtt]`.
     Mqtt,
+    /// A drop folder for batch exchange (CSV, JSON lines or XML files).
+    File,
 }
 
 /// A connector file.
@@ -49,6 +51,9 @@ pub struct ConnectorConfig {
     pub routes: Vec<RouteConfig>,
     /// The broker subscription of a `mqtt` connector.
     pub mqtt: Option<super::mqtt::MqttConfig>,
+    /// `[file]`: the drop folder of a `file` connector.
+    #[serde(rename = "file")]
+    pub file_drop: Option<super::file::FileConfig>,
     /// The file it was read from (set by the loader, for error messages).
     #[serde(skip)]
     pub file: String,

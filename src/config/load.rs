@@ -196,6 +196,9 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
         match toml::from_str::<ConnectorConfig>(&expanded) {
             Ok(mut c) => {
                 c.file = name.clone();
+                if let Some(f) = c.file_drop.as_mut() {
+                    f.resolve(dir.parent().unwrap_or(dir));
+                }
                 let before = errors.len();
                 check_connector(&c, &name, &text, errors);
                 if errors.len() == before {
@@ -346,6 +349,9 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
         if !out.ack.namespaces.is_empty() && c.kind != super::ConnectorKind::HttpXml {
             bad("namespaces", "ack.namespaces apply to XML answers (kind = \"http_xml\")".into());
         }
+    }
+    for (key, msg) in super::file::check(c) {
+        bad(key, msg);
     }
     if !c.routes.is_empty() && c.outbound.is_none() {
         bad("routes", "routes need an [outbound] section to deliver to".into());

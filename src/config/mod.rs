@@ -7,6 +7,7 @@
 //! database.
 
 pub mod connector;
+pub mod file;
 pub mod load;
 pub mod mqtt;
 pub mod units;

@@ -5,6 +5,7 @@
 //! A connector classifies every outcome ([`DeliveryError::retry`]); the
 //! `deliver` stage decides what to do with it (schedule, dead letter).
 
+pub mod file;
 pub mod http_json;
 pub mod http_xml;
 pub mod mqtt;
@@ -140,7 +141,6 @@ pub type Receiver = BoxFuture<'static, ()>;
 /// source only after the commit, and returns when `stop` fires. `store`
 /// keeps what a kind must remember across restarts.
 pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
-    let _ = &store;
     match (cfg.kind, &cfg.mqtt) {
         (ConnectorKind::HttpJson | ConnectorKind::HttpXml, _) => Ok(None),
         (ConnectorKind::Mqtt, Some(m)) => Ok(Some(mqtt::MqttConnector::new(&cfg.name, m)?.run(sink, stop))),
@@ -148,6 +148,7 @@ pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, stor
             name: cfg.name.clone(),
             message: "kind mqtt needs an [mqtt] section".into(),
         }),
+        (ConnectorKind::File, _) => Ok(file::receiver(cfg, sink, stop, store)),
     }
 }
 
@@ -159,6 +160,8 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
         ConnectorKind::HttpXml => Ok(Some(Box::new(http_json::HttpJsonConnector::xml(&cfg.name, out, config_dir(cfg))?))),
         // Receives only; configuration loading refuses an [outbound] on it.
         ConnectorKind::Mqtt => Ok(None),
+        // Refused at load: a drop folder only receives.
+        ConnectorKind::File => Ok(None),
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod attempts;
 pub mod ceiling;
 pub mod deliveries;
+pub mod inbound_files;
 pub mod lanes;
 pub mod messages;
 pub mod trace;
@@ -25,6 +26,7 @@ use crate::config::{DatabaseConfig, SqliteSynchronous};
 
 pub use attempts::AttemptView;
 pub use deliveries::{Claimed, Completion, CompletionOutcome, MappingChoice, ReplayFilter};
+pub use inbound_files::{FileOutcome, FileStart};
 pub use messages::{InsertOutcome, NewMessage, Receipt, ReceiptDelivery};
 pub use trace::{DeliveryView, DestinationStats, MessageFilter, MessagePage, MessageSummary, MessageView, RenderedView};
 
