@@ -128,8 +128,12 @@ impl Store {
             // sets its own pragmas (synchronous = OFF, a large page cache) on
             // its connections, which must never touch the message store.
             let jobs_file = format!("{}-jobs", opts.get_filename().display());
+            // More than one connection: the maintenance job itself prunes the
+            // job table while the apalis worker may hold a connection for
+            // its own bookkeeping; with one, the job waited out the pool's
+            // acquire timeout (30 s) and held up shutdown.
             let jobs = SqlitePoolOptions::new()
-                .max_connections(1)
+                .max_connections(4)
                 .connect_with(
                     SqliteConnectOptions::new()
                         .filename(jobs_file)
