@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::fake_partner::{FakePartner, Reply};
+use crate::support::fake_partner::FakePartner;
 use crate::support::samples;
 use crate::support::{HubSpec, TestApp, repo};
 
