@@ -236,15 +236,13 @@ impl Hand {
         let d = &ev.data;
         let mut w = Writer::new(Vec::with_capacity(4096));
         w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        w.write_event(Event::Start(
-            BytesStart::new("nx:Manifest").with_attributes([
-                ("xmlns:nx", "urn:wastehub:proposed:national:v1"),
-                ("schemaVersion", "1.0"),
-            ]),
-        ))?;
+        w.write_event(Event::Start(BytesStart::new("nx:Manifest").with_attributes([
+            ("xmlns:nx", "urn:wastehub:proposed:national:v1"),
+            ("schemaVersion", "1.0"),
+        ])))?;
         start(&mut w, "nx:Header")?;
         leaf(&mut w, "nx:MessageId", &ev.id)?;
-        leaf(&mut w, "nx:SentAt", &self.from_rfc3339(&ev.time, "%Y-%m-%d %H:%M:%S")?)?;
+        leaf(&mut w, "nx:SentAt", &self.beijing_from_rfc3339(&ev.time, "%Y-%m-%d %H:%M:%S")?)?;
         leaf(&mut w, "nx:ProvinceCode", "35")?;
         end(&mut w, "nx:Header")?;
         leaf(&mut w, "nx:ManifestNo", &d.manifest_no)?;
@@ -269,7 +267,11 @@ impl Hand {
             leaf(&mut w, "nx:ApprovalNo", no)?;
         }
         leaf(&mut w, "nx:PlanFilingNo", &d.plan_filing_no)?;
-        leaf(&mut w, "nx:PlannedDispatch", &self.from_rfc3339(&d.planned_dispatch_at, "%Y%m%d%H%M%S")?)?;
+        leaf(
+            &mut w,
+            "nx:PlannedDispatch",
+            &self.beijing_from_rfc3339(&d.planned_dispatch_at, "%Y%m%d%H%M%S")?,
+        )?;
         leaf(&mut w, "nx:MethodCode", &d.planned_method_code)?;
         w.create_element("nx:EmergencyMeasures")
             .write_cdata_content(BytesCData::new(d.emergency_measures.as_str()))?;
@@ -325,12 +327,15 @@ impl Hand {
     }
 
     /// RFC 3339 → Beijing local time in `pattern`.
-    fn from_rfc3339(&self, text: &str, pattern: &str) -> Res<String> {
-        Ok(DateTime::parse_from_rfc3339(text)?.with_timezone(&self.beijing).format(pattern).to_string())
+    fn beijing_from_rfc3339(&self, text: &str, pattern: &str) -> Res<String> {
+        Ok(DateTime::parse_from_rfc3339(text)?
+            .with_timezone(&self.beijing)
+            .format(pattern)
+            .to_string())
     }
 
     /// Beijing local time in `pattern` → RFC 3339 with the +08:00 offset.
-    fn to_rfc3339(&self, text: &str, pattern: &str) -> Res<String> {
+    fn rfc3339_from_beijing(&self, text: &str, pattern: &str) -> Res<String> {
         let naive = NaiveDateTime::parse_from_str(text, pattern)?;
         let local = self.beijing.from_local_datetime(&naive).single().ok_or("ambiguous time")?;
         Ok(local.to_rfc3339())
@@ -508,8 +513,8 @@ impl Hand {
         if ev.jurisdiction.is_none() {
             ev.jurisdiction = Some(format!("{}00", d.manifest_no.get(4..8).unwrap_or("")));
         }
-        ev.time = self.to_rfc3339(&sent_at, "%Y-%m-%d %H:%M:%S")?;
-        ev.data.planned_dispatch_at = self.to_rfc3339(&dispatch, "%Y%m%d%H%M%S")?;
+        ev.time = self.rfc3339_from_beijing(&sent_at, "%Y-%m-%d %H:%M:%S")?;
+        ev.data.planned_dispatch_at = self.rfc3339_from_beijing(&dispatch, "%Y%m%d%H%M%S")?;
         Ok(serde_json::to_vec(&ev)?)
     }
 }
@@ -542,7 +547,11 @@ fn party(w: &mut Writer<Vec<u8>>, name: &str, p: &Party, with_contact: bool) -> 
     opt_leaf(w, "nx:Name", p.name.as_deref())?;
     opt_leaf(w, "nx:SiteId", p.site_id.as_deref())?;
     if with_contact && let Some(c) = &p.contact {
-        let joined = [c.name.as_deref(), c.phone.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" / ");
+        let joined = [c.name.as_deref(), c.phone.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" / ");
         if c.name.is_some() || c.phone.is_some() {
             leaf(w, "nx:Contact", &joined)?;
         }
