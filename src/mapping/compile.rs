@@ -219,6 +219,7 @@ pub fn compile(
         input,
         output,
         content_type,
+        reads: super::project::Reads::of(&rules),
         rules,
         input_schema,
         output_schema,

@@ -41,17 +41,16 @@ impl<'a> Ctx<'a, '_> {
 
     fn rules(&mut self, rules: &[Rule], current: &'a Value, cur_in: &str, index: usize, out: &mut Node, out_prefix: &str) {
         for rule in rules {
-            let out_path = format!("{out_prefix}/{}", rule.to_text);
             if let Source::Each(path) = &rule.source {
-                self.each(rule, path, current, cur_in, out, &out_path);
+                self.each(rule, path, current, cur_in, out, out_prefix);
                 continue;
             }
             if let Some(cond) = &rule.when
-                && !self.holds(rule, cond, current, &out_path)
+                && !self.holds(rule, cond, current, out_prefix)
             {
                 continue;
             }
-            let (value, from) = self.value(rule, current, cur_in, index, &out_path);
+            let (value, from) = self.value(rule, current, cur_in, index, out_prefix);
             let value = match value {
                 Some(v) => v,
                 None => {
@@ -63,7 +62,7 @@ impl<'a> Ctx<'a, '_> {
                             }
                             _ => "required, but no value was produced".into(),
                         };
-                        self.fail(rule, out_path, why);
+                        self.fail(rule, out_path(out_prefix, rule), why);
                     }
                     continue;
                 }
@@ -71,44 +70,54 @@ impl<'a> Ctx<'a, '_> {
             let value = match apply_ops(rule, value).and_then(|v| typed(v, rule.as_type)) {
                 Ok(v) => v,
                 Err(m) => {
-                    self.fail(rule, out_path, format!("{m} (from {from})"));
+                    self.fail(rule, out_path(out_prefix, rule), format!("{m} (from {})", from.text(rule)));
                     continue;
                 }
             };
             if let Some(steps) = self.explain.as_deref_mut() {
                 steps.push(Explained {
-                    output: out_path.clone(),
+                    output: out_path(out_prefix, rule),
                     value: value.text.clone(),
                     rule: rule.at.clone(),
-                    from,
+                    from: from.text(rule),
                 });
             }
             let node = Node::Val { value, cdata: rule.cdata };
             if !set(out, &rule.to, node) {
-                self.fail(rule, out_path, "two rules disagree on the shape of the output here".into());
+                self.fail(
+                    rule,
+                    out_path(out_prefix, rule),
+                    "two rules disagree on the shape of the output here".into(),
+                );
             }
         }
     }
 
-    fn each(&mut self, rule: &Rule, path: &SrcPath, current: &'a Value, cur_in: &str, out: &mut Node, out_path: &str) {
+    fn each(&mut self, rule: &Rule, path: &SrcPath, current: &'a Value, cur_in: &str, out: &mut Node, out_prefix: &str) {
         let list = match self.resolve(path, current) {
             Ok(v) => v.map(value::items).unwrap_or(&[]),
             Err(m) => {
-                self.fail(rule, out_path.to_string(), m);
+                self.fail(rule, out_path(out_prefix, rule), m);
                 return;
             }
         };
-        let list_in = if self.explaining() { concrete(path, cur_in) } else { String::new() };
-        let mut built = Vec::new();
+        let (list_in, list_out) = if self.explaining() {
+            (concrete(path, cur_in), out_path(out_prefix, rule))
+        } else {
+            (String::new(), String::new())
+        };
+        let mut built = Vec::with_capacity(list.len());
         for (i, item) in list.iter().enumerate() {
             if let Some(cond) = &rule.when
-                && !self.holds(rule, cond, item, out_path)
+                && !self.holds(rule, cond, item, out_prefix)
             {
                 continue;
             }
             let mut node = Node::obj();
+            // Without --explain the children's paths are not written anywhere
+            // but errors, which name the rule relative to the element.
             let (item_in, item_out) = if self.explaining() {
-                (format!("{list_in}/{i}"), format!("{out_path}[{}]", built.len() + 1))
+                (format!("{list_in}/{i}"), format!("{list_out}[{}]", built.len() + 1))
             } else {
                 (String::new(), String::new())
             };
@@ -127,7 +136,7 @@ impl<'a> Ctx<'a, '_> {
             if rule.required {
                 self.fail(
                     rule,
-                    out_path.to_string(),
+                    out_path(out_prefix, rule),
                     format!("required, but the input has no elements at {}", path.text),
                 );
             }
@@ -136,7 +145,7 @@ impl<'a> Ctx<'a, '_> {
         let Some(parent) = parent_mut(out, &rule.to) else {
             self.fail(
                 rule,
-                out_path.to_string(),
+                out_path(out_prefix, rule),
                 "two rules disagree on the shape of the output here".into(),
             );
             return;
@@ -146,7 +155,7 @@ impl<'a> Ctx<'a, '_> {
             Some(Node::Arr(items)) => items.extend(built),
             _ => self.fail(
                 rule,
-                out_path.to_string(),
+                out_path(out_prefix, rule),
                 "two rules disagree on the shape of the output here".into(),
             ),
         }
@@ -175,78 +184,118 @@ impl<'a> Ctx<'a, '_> {
         }
     }
 
-    fn holds(&mut self, rule: &Rule, cond: &Cond, current: &'a Value, out_path: &str) -> bool {
-        let v = match self.scalar_at(&cond.path, current) {
-            Ok(v) => v.map(|s| s.text),
+    fn holds(&mut self, rule: &Rule, cond: &Cond, current: &'a Value, out_prefix: &str) -> bool {
+        // The tested value is only compared, so it is borrowed from the input.
+        let v = match self.resolve(&cond.path, current).and_then(|v| match v {
+            None => Ok(None),
+            Some(v) => value::text_of(v).map_err(|m| format!("{} {m}", cond.path.text)),
+        }) {
+            Ok(v) => v,
             Err(m) => {
-                self.fail(rule, out_path.to_string(), format!("when: {m}"));
+                self.fail(rule, out_path(out_prefix, rule), format!("when: {m}"));
                 return false;
             }
         };
+        let v = v.as_deref();
         match &cond.test {
-            Test::Equals(x) => v.as_deref() == Some(x.as_str()),
-            Test::NotEquals(x) => v.as_deref() != Some(x.as_str()),
-            Test::OneOf(xs) => v.is_some_and(|v| xs.contains(&v)),
+            Test::Equals(x) => v == Some(x.as_str()),
+            Test::NotEquals(x) => v != Some(x.as_str()),
+            Test::OneOf(xs) => v.is_some_and(|v| xs.iter().any(|x| x == v)),
             Test::Exists(want) => v.is_some_and(|v| !v.is_empty()) == *want,
         }
     }
 
-    /// The rule's value before operations, and a description of where it
-    /// came from (used in errors and explanations).
-    fn value(&mut self, rule: &Rule, current: &'a Value, cur_in: &str, index: usize, out_path: &str) -> (Option<Scalar>, String) {
-        let (value, from) = match &rule.source {
-            Source::Const(s) => (Some(s.clone()), "constant".to_string()),
-            Source::Index => (
-                Some(Scalar {
-                    text: index.to_string(),
-                    kind: Kind::Number,
-                }),
-                "$index".to_string(),
-            ),
-            Source::Each(_) => (None, String::new()),
+    /// The rule's value before operations, and where it came from (for
+    /// errors and explanations, rendered by [`Origin::text`] only when needed).
+    fn value(&mut self, rule: &Rule, current: &'a Value, cur_in: &str, index: usize, out_prefix: &str) -> (Option<Scalar>, Origin) {
+        let mut from = Origin {
+            described: None,
+            defaulted: false,
+        };
+        let value = match &rule.source {
+            Source::Const(s) => Some(s.clone()),
+            Source::Index => Some(Scalar {
+                text: index.to_string(),
+                kind: Kind::Number,
+            }),
+            Source::Each(_) => None,
             Source::Paths { paths, join } => {
-                let mut parts = Vec::new();
-                let mut described = Vec::new();
+                let mut described = self.explaining().then(Vec::new);
+                let mut first = None;
+                let mut joined: Option<String> = None;
                 for p in paths {
                     match self.scalar_at(p, current) {
                         Ok(Some(s)) => {
-                            if self.explaining() {
-                                described.push(format!("{} = {:?}", concrete(p, cur_in), s.text));
+                            if let Some(d) = &mut described {
+                                d.push(format!("{} = {:?}", concrete(p, cur_in), s.text));
                             }
-                            parts.push(s);
-                            if join.is_none() {
-                                break;
+                            match join {
+                                None => {
+                                    first = Some(s);
+                                    break;
+                                }
+                                Some(sep) => match &mut joined {
+                                    Some(j) => {
+                                        j.push_str(sep);
+                                        j.push_str(&s.text);
+                                    }
+                                    None => joined = Some(s.text),
+                                },
                             }
                         }
                         Ok(None) => {}
                         Err(m) => {
-                            self.fail(rule, out_path.to_string(), m);
-                            return (None, String::new());
+                            self.fail(rule, out_path(out_prefix, rule), m);
+                            return (None, from);
                         }
                     }
                 }
-                let from = if self.explaining() {
-                    described.join(", ")
-                } else {
-                    paths.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(", ")
-                };
-                let value = match join {
-                    Some(sep) if !parts.is_empty() => {
-                        Some(Scalar::string(parts.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(sep)))
-                    }
-                    _ => parts.into_iter().next(),
-                };
-                (value, from)
+                from.described = described.map(|d| d.join(", "));
+                match join {
+                    Some(_) => joined.map(Scalar::string),
+                    None => first,
+                }
             }
         };
         match (value, &rule.default) {
-            (None, Some(d)) => (
-                Some(d.clone()),
-                format!("default (input {} absent)", if from.is_empty() { "value" } else { &from }),
-            ),
+            (None, Some(d)) => {
+                from.defaulted = true;
+                (Some(d.clone()), from)
+            }
             (v, _) => (v, from),
         }
     }
+}
+
+/// Where a rule's value came from. Only errors and `--explain` print it, so
+/// the text is put together on demand rather than for every rule.
+struct Origin {
+    /// The input paths read, with list positions and values (explaining only).
+    described: Option<String>,
+    /// The rule's default was used.
+    defaulted: bool,
+}
+
+impl Origin {
+    fn text(&self, rule: &Rule) -> String {
+        let base = match (&self.described, &rule.source) {
+            (Some(d), _) => d.clone(),
+            (None, Source::Const(_)) => "constant".to_string(),
+            (None, Source::Index) => "$index".to_string(),
+            (None, Source::Each(_)) => String::new(),
+            (None, Source::Paths { paths, .. }) => paths.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(", "),
+        };
+        if self.defaulted {
+            format!("default (input {} absent)", if base.is_empty() { "value" } else { &base })
+        } else {
+            base
+        }
+    }
+}
+
+/// The output path of `rule` under `prefix`, as errors and explanations name it.
+fn out_path(prefix: &str, rule: &Rule) -> String {
+    format!("{prefix}/{}", rule.to_text)
 }
 
 fn apply_ops(rule: &Rule, mut v: Scalar) -> Result<Scalar, String> {

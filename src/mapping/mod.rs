@@ -16,6 +16,7 @@ pub mod compile;
 pub mod decimal;
 mod eval;
 pub mod ops;
+mod project;
 pub mod set;
 pub mod spec;
 pub mod tables;
@@ -95,6 +96,8 @@ pub struct Mapping {
     /// Media type of the output.
     pub content_type: String,
     pub(crate) rules: Vec<Rule>,
+    /// The part of a JSON input the rules read.
+    pub(crate) reads: project::Reads,
     /// Partner-side schema of the input, when declared (checked by tests).
     pub input_schema: Option<Arc<jsonschema::Validator>>,
     /// Partner-side schema of the output, when declared.
@@ -275,7 +278,7 @@ pub struct Explained {
 impl Mapping {
     /// Reads `input` in the mapping's input format and translates it.
     pub fn apply(&self, input: &[u8]) -> Result<Mapped, MapError> {
-        let tree = self.read(input)?;
+        let tree = self.read_for_rules(input)?;
         self.apply_tree(&tree, None)
     }
 
@@ -287,14 +290,25 @@ impl Mapping {
 
     /// Like [`apply`](Self::apply), also explaining every output field.
     pub fn explain(&self, input: &[u8]) -> Result<(Mapped, Vec<Explained>), MapError> {
-        let tree = self.read(input)?;
+        let tree = self.read_for_rules(input)?;
         let mut steps = Vec::new();
         let mapped = self.apply_tree(&tree, Some(&mut steps))?;
         Ok((mapped, steps))
     }
 
-    /// Parses input bytes into the tree the rules read.
+    /// Parses input bytes into the whole input tree (for checking it
+    /// against the partner's schema).
     pub fn read(&self, input: &[u8]) -> Result<Value, MapError> {
+        self.read_with(input, false)
+    }
+
+    /// Parses input bytes into the tree the rules read: a JSON input keeps
+    /// only the parts on the rules' paths (see [`project`]).
+    fn read_for_rules(&self, input: &[u8]) -> Result<Value, MapError> {
+        self.read_with(input, true)
+    }
+
+    fn read_with(&self, input: &[u8], projected: bool) -> Result<Value, MapError> {
         if input.len() > MAX_INPUT_BYTES {
             return Err(MapError::Input(InputError {
                 line: 1,
@@ -314,7 +328,12 @@ impl Mapping {
                 }
                 Ok(tree)
             }
-            _ => serde_json::from_slice(input).map_err(|e| {
+            _ => if projected {
+                self.reads.parse(input)
+            } else {
+                serde_json::from_slice(input)
+            }
+            .map_err(|e| {
                 MapError::Input(InputError {
                     line: e.line(),
                     column: e.column(),
@@ -336,7 +355,7 @@ impl Mapping {
             // an Xml input format in output position writes JSON.
             Format::Json { .. } | Format::Xml { .. } => {
                 let pretty = matches!(self.output, Format::Json { pretty: true });
-                let json = node.to_json();
+                let json = node.into_json();
                 let body = if pretty {
                     serde_json::to_vec_pretty(&json)
                 } else {

@@ -255,6 +255,37 @@ as = "integer"
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs[0].message.contains("required") && errs[0].output == "/a");
     assert!(errs[1].message.contains("not an integer"));
+    assert!(errs[1].message.ends_with("(from /data/version)"), "{errs:?}");
+}
+
+#[test]
+fn explain_names_each_output_its_inputs_and_defaults() {
+    let m = compile_text(&format!(
+        "{OUT_HEAD}{}",
+        r#"
+[[rule]]
+to = "contact"
+from = ["/data/consignor/contact/name", "/data/consignor/contact/phone"]
+join = "/"
+
+[[rule]]
+to = "approval"
+from = "/data/cross_province_approval_no"
+default = "none"
+"#
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let input = json!({"data": {"consignor": {"contact": {"name": "陈", "phone": "139"}}}});
+    let (_, steps) = m.explain(&serde_json::to_vec(&input).unwrap()).unwrap();
+    assert_eq!(steps[0].output, "/contact");
+    assert_eq!(
+        steps[0].from,
+        "/data/consignor/contact/name = \"陈\", /data/consignor/contact/phone = \"139\""
+    );
+    assert_eq!(
+        (steps[1].value.as_str(), steps[1].from.as_str()),
+        ("none", "default (input value absent)")
+    );
 }
 
 #[test]

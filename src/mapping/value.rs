@@ -43,25 +43,9 @@ impl Scalar {
     /// Reads a scalar from an input node. `Ok(None)` for null or absent
     /// text; an error for an object or array that is not a text-bearing element.
     pub fn from_value(v: &Value) -> Result<Option<Self>, &'static str> {
-        Ok(Some(match v {
-            Value::Null => return Ok(None),
-            Value::String(s) => Self::string(s.clone()),
-            Value::Number(n) => Self {
-                text: n.to_string(),
-                kind: Kind::Number,
-            },
-            Value::Bool(b) => Self {
-                text: b.to_string(),
-                kind: Kind::Boolean,
-            },
-            Value::Object(m) => match m.get("#text") {
-                Some(Value::String(s)) => Self::string(s.clone()),
-                // An element with attributes but no text has no value.
-                _ if m.keys().all(|k| k.starts_with('@')) => return Ok(None),
-                _ => return Err("is a structure, not a value"),
-            },
-            Value::Array(a) if a.len() == 1 => return Self::from_value(&a[0]),
-            Value::Array(_) => return Err("is a list, not a value"),
+        Ok(view(v)?.map(|(text, kind)| Self {
+            text: text.into_owned(),
+            kind,
         }))
     }
 
@@ -154,6 +138,20 @@ impl Node {
         }
     }
 
+    /// Converts to a JSON value, moving keys and text rather than copying
+    /// them; see [`to_json`](Self::to_json).
+    pub fn into_json(self) -> Value {
+        match self {
+            Node::Obj(entries) => Value::Object(entries.into_iter().map(|(k, v)| (k, v.into_json())).collect()),
+            Node::Arr(items) => Value::Array(items.into_iter().map(Node::into_json).collect()),
+            Node::Val { value, .. } => match value.kind {
+                Kind::String => Value::String(value.text),
+                Kind::Boolean => Value::Bool(value.text == "true"),
+                Kind::Number => number(value.text),
+            },
+        }
+    }
+
     /// Converts to a JSON value. Numbers that are not valid JSON numbers
     /// were refused when the scalar was typed, so they cannot reach here;
     /// should one slip through it is written as a string rather than lost.
@@ -164,12 +162,41 @@ impl Node {
             Node::Val { value, .. } => match value.kind {
                 Kind::String => Value::String(value.text.clone()),
                 Kind::Boolean => Value::Bool(value.text == "true"),
-                Kind::Number => serde_json::from_str::<serde_json::Number>(&value.text)
-                    .map(Value::Number)
-                    .unwrap_or_else(|_| Value::String(value.text.clone())),
+                Kind::Number => number(value.text.clone()),
             },
         }
     }
+}
+
+/// A JSON number from its text; text that is not one stays a string.
+fn number(text: String) -> Value {
+    match serde_json::from_str::<serde_json::Number>(&text) {
+        Ok(n) => Value::Number(n),
+        Err(_) => Value::String(text),
+    }
+}
+
+/// The text of an input node read as a scalar (see [`Scalar::from_value`]),
+/// borrowed where the input holds it as text: conditions only compare it.
+pub fn text_of(v: &Value) -> Result<Option<Cow<'_, str>>, &'static str> {
+    Ok(view(v)?.map(|(text, _)| text))
+}
+
+fn view(v: &Value) -> Result<Option<(Cow<'_, str>, Kind)>, &'static str> {
+    Ok(Some(match v {
+        Value::Null => return Ok(None),
+        Value::String(s) => (Cow::Borrowed(s.as_str()), Kind::String),
+        Value::Number(n) => (Cow::Owned(n.to_string()), Kind::Number),
+        Value::Bool(b) => (Cow::Borrowed(if *b { "true" } else { "false" }), Kind::Boolean),
+        Value::Object(m) => match m.get("#text") {
+            Some(Value::String(s)) => (Cow::Borrowed(s.as_str()), Kind::String),
+            // An element with attributes but no text has no value.
+            _ if m.keys().all(|k| k.starts_with('@')) => return Ok(None),
+            _ => return Err("is a structure, not a value"),
+        },
+        Value::Array(a) if a.len() == 1 => return view(&a[0]),
+        Value::Array(_) => return Err("is a list, not a value"),
+    }))
 }
 
 /// Looks up one step of a path in an input node. XML gives a single element

@@ -13,7 +13,6 @@
 //!   with the mapping's own prefixes, so a partner may choose any prefix.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use encoding_rs::{DecoderResult, Encoding, UTF_8};
 use quick_xml::events::{BytesStart, Event};
@@ -27,31 +26,57 @@ use super::InputError;
 pub const MAX_DEPTH: usize = 64;
 
 /// Namespace URI → the prefix the mapping uses for it (`""` for none).
+///
+/// A mapping declares one to three namespaces, so they are searched in a
+/// list: cheaper than hashing a long URI for every element read.
 #[derive(Clone, Debug, Default)]
 pub struct Prefixes {
-    by_uri: HashMap<String, String>,
+    /// (URI, prefix); a URI declared twice has the later prefix.
+    by_uri: Vec<(String, String)>,
 }
 
 impl Prefixes {
     /// Builds from the mapping's `namespaces` table (prefix → URI).
     pub fn new<'a>(declared: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
-        Self {
-            by_uri: declared.into_iter().map(|(p, u)| (u.clone(), p.clone())).collect(),
+        let mut by_uri: Vec<(String, String)> = Vec::new();
+        for (p, u) in declared {
+            match by_uri.iter_mut().find(|(known, _)| known == u) {
+                Some(entry) => entry.1 = p.clone(),
+                None => by_uri.push((u.clone(), p.clone())),
+            }
         }
+        Self { by_uri }
+    }
+
+    fn get(&self, uri: &str) -> Option<&str> {
+        self.by_uri.iter().find(|(u, _)| u == uri).map(|(_, p)| p.as_str())
     }
 
     fn name(&self, ns: &ResolveResult<'_>, local: &str) -> String {
-        match ns {
-            ResolveResult::Bound(uri) => {
-                let uri: &str = uri.as_ref();
-                match self.by_uri.get(uri) {
-                    Some(p) if p.is_empty() => local.to_string(),
-                    Some(p) => format!("{p}:{local}"),
-                    None => format!("{{{uri}}}{local}"),
+        let mut name = String::new();
+        self.name_into(&mut name, ns, local);
+        name
+    }
+
+    /// Appends the mapping's name for an element or attribute to `out`
+    /// (built by pushing: this runs for every element of every document).
+    fn name_into(&self, out: &mut String, ns: &ResolveResult<'_>, local: &str) {
+        if let ResolveResult::Bound(uri) = ns {
+            let uri: &str = uri.as_ref();
+            match self.get(uri) {
+                Some("") => {}
+                Some(p) => {
+                    out.push_str(p);
+                    out.push(':');
+                }
+                None => {
+                    out.push('{');
+                    out.push_str(uri);
+                    out.push('}');
                 }
             }
-            _ => local.to_string(),
         }
+        out.push_str(local);
     }
 }
 
@@ -179,12 +204,15 @@ fn parse(text: &str, prefixes: &Prefixes) -> Result<(String, Value), InputError>
             Event::Text(t) => {
                 let content = t.xml10_content();
                 match stack.last_mut() {
+                    // Most elements hold one text event: take it whole.
+                    Some(frame) if frame.text.is_empty() => frame.text = content.into_owned(),
                     Some(frame) => frame.text.push_str(&content),
                     None if content.trim().is_empty() => {}
                     None => return Err(err(&reader, "text outside the root element".into())),
                 }
             }
             Event::CData(c) => match stack.last_mut() {
+                Some(frame) if frame.text.is_empty() => frame.text = c.xml10_content().into_owned(),
                 Some(frame) => frame.text.push_str(&c.xml10_content()),
                 None => return Err(err(&reader, "CDATA outside the root element".into())),
             },
@@ -238,13 +266,15 @@ fn open(reader: &NsReader<&[u8]>, e: &BytesStart<'_>, prefixes: &Prefixes) -> Re
             continue;
         }
         let (ans, alocal) = reader.resolver().resolve_attribute(qname);
-        let name = format!("@{}", prefixes.name(&ans, alocal.as_ref()));
+        let mut name = String::from("@");
+        prefixes.name_into(&mut name, &ans, alocal.as_ref());
         let value = attr
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|e| format!("attribute {name}: {e} (only the five XML entities and character references are read)"))?;
-        if map.insert(name.clone(), Value::String(value.into_owned())).is_some() {
+        if map.contains_key(&name) {
             return Err(format!("attribute {name} appears twice"));
         }
+        map.insert(name, Value::String(value.into_owned()));
     }
     Ok(Frame {
         key,

@@ -65,15 +65,18 @@ fn element(out: &mut String, name: &str, node: &Node, extra_attrs: &str, depth: 
             }
         }
         Node::Val { value, cdata } => {
-            let _ = write!(out, "<{name}{extra_attrs}>");
+            open_tag(out, name, extra_attrs);
+            out.push('>');
             text(out, &value.text, *cdata);
-            let _ = write!(out, "</{name}>");
+            close_tag(out, name);
         }
         Node::Obj(entries) => {
-            let _ = write!(out, "<{name}{extra_attrs}");
+            open_tag(out, name, extra_attrs);
             for (k, v) in entries {
                 if let (Some(attr), Node::Val { value, .. }) = (k.strip_prefix('@'), v) {
-                    let _ = write!(out, " {attr}=\"");
+                    out.push(' ');
+                    out.push_str(attr);
+                    out.push_str("=\"");
                     escape_into(out, &value.text, true);
                     out.push('"');
                 }
@@ -99,9 +102,22 @@ fn element(out: &mut String, name: &str, node: &Node, extra_attrs: &str, depth: 
             if had_element {
                 newline(out, depth, pretty);
             }
-            let _ = write!(out, "</{name}>");
+            close_tag(out, name);
         }
     }
+}
+
+// Tags are pushed piece by piece: `write!` costs more than the copying.
+fn open_tag(out: &mut String, name: &str, extra_attrs: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push_str(extra_attrs);
+}
+
+fn close_tag(out: &mut String, name: &str) {
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
 }
 
 fn newline(out: &mut String, depth: usize, pretty: bool) {
@@ -117,7 +133,11 @@ fn text(out: &mut String, value: &str, cdata: bool) {
     if cdata {
         // "]]>" cannot appear inside a CDATA section: split it across two.
         out.push_str("<![CDATA[");
-        out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
+        if value.contains("]]>") {
+            out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
+        } else {
+            out.push_str(value);
+        }
         out.push_str("]]>");
     } else {
         escape_into(out, value, false);
@@ -125,20 +145,28 @@ fn text(out: &mut String, value: &str, cdata: bool) {
 }
 
 /// Escapes markup characters; in attributes also quotes and the white space
-/// that attribute normalisation would otherwise turn into spaces.
+/// that attribute normalisation would otherwise turn into spaces. Runs of
+/// characters that need nothing are copied whole: most values have none.
 fn escape_into(out: &mut String, value: &str, attribute: bool) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' if attribute => out.push_str("&quot;"),
-            '\n' if attribute => out.push_str("&#10;"),
-            '\t' if attribute => out.push_str("&#9;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
+    let mut plain = 0;
+    for (i, b) in value.bytes().enumerate() {
+        // All escaped characters are ASCII, so a byte test is a char test
+        // and `i` is always a char boundary.
+        let escaped = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' if attribute => "&quot;",
+            b'\n' if attribute => "&#10;",
+            b'\t' if attribute => "&#9;",
+            b'\r' => "&#13;",
+            _ => continue,
+        };
+        out.push_str(&value[plain..i]);
+        out.push_str(escaped);
+        plain = i + 1;
     }
+    out.push_str(&value[plain..]);
 }
 
 #[cfg(test)]
