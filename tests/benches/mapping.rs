@@ -40,10 +40,10 @@ fn main() {
     };
     let set = MappingSet::load(&root.join("mappings"), &ctx).unwrap_or_else(|e| panic!("mappings load: {e:?}"));
     let now = chrono::Utc::now();
-    let out = set.in_force("national/manifest-created-out", now).expect("outbound mapping");
+    let out = set.in_force("national/manifest-out", now).expect("outbound mapping");
     let inb = set.in_force("national/manifest-created-in", now).expect("inbound mapping");
     let cases = root.join("mappings/national/cases");
-    let json = read(&cases.join("manifest-created-out").join(CASE).join("input.json"));
+    let json = read(&cases.join("manifest-out").join(CASE).join("input.json"));
     let xml = read(&cases.join("manifest-created-in").join(CASE).join("input.xml"));
     let hand = Hand::new(&reference_dir);
 
@@ -119,6 +119,9 @@ fn leaves(v: &Value) -> usize {
 #[derive(Debug, Default, Deserialize, Serialize)]
 struct CanonicalEvent {
     id: String,
+    /// Read to choose the national action; the inbound mapping does not write it.
+    #[serde(rename = "type", default, skip_serializing)]
+    kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
     time: String,
@@ -242,6 +245,12 @@ impl Hand {
         ])))?;
         start(&mut w, "nx:Header")?;
         leaf(&mut w, "nx:MessageId", &ev.id)?;
+        let action = match ev.kind.as_str() {
+            "manifest-created" => "CREATE",
+            "manifest-updated" => "UPDATE",
+            other => return Err(format!("unknown message type {other}").into()),
+        };
+        leaf(&mut w, "nx:Action", action)?;
         leaf(&mut w, "nx:SentAt", &self.beijing_from_rfc3339(&ev.time, "%Y-%m-%d %H:%M:%S")?)?;
         leaf(&mut w, "nx:ProvinceCode", "35")?;
         end(&mut w, "nx:Header")?;
