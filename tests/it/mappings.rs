@@ -11,7 +11,7 @@ use crate::support::fake_partner::FakePartner;
 use crate::support::samples;
 use crate::support::{HubSpec, TestApp, repo};
 
-const PARK_NS: &str = "http://cell.hcpark.example/ledger/1";
+use crate::support::samples::{PARK_NS, gbk, park_record};
 
 /// The test partner `cell` posts ledger entries in the Haicang park format.
 fn park_spec() -> HubSpec {
@@ -20,32 +20,6 @@ fn park_spec() -> HubSpec {
         .1
         .push_str("[inbound.mappings]\n\"ledger-entry\" = \"park-xiamen-haicang/ledger-entry-in\"\n");
     spec
-}
-
-fn park_record(batch: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="GBK"?>
-<TZJL xmlns="{PARK_NS}">
-  <JLID>HC-{batch}</JLID>
-  <QYDM>９１３５０２０６ＭＡ２ＸＫ７Ｐ１６Ｋ</QYDM>
-  <CDBH>S350206-0017</CDBH>
-  <HJ>CS</HJ>
-  <PCBM>{batch}</PCBM>
-  <SJ>2026-03-02 10:15</SJ>
-  <FWDM>398-004-22</FWDM>
-  <FWMC><![CDATA[线路板生产过程中产生的废蚀铜液]]></FWMC>
-  <SL dw="千克">940</SL>
-  <RQ lx="IBC吨桶" sl="1">LJ-IBC-0231</RQ>
-  <SSDM>MF0021</SSDM>
-  <JBR yc="陈志强" js="林晓燕"/>
-  <QX>危废贮存库TS001</QX>
-  <XZQH>350206</XZQH>
-</TZJL>"#
-    )
-}
-
-fn gbk(text: &str) -> Vec<u8> {
-    encoding_rs::GBK.encode(text).0.into_owned()
 }
 
 async fn post_document(app: &TestApp, ty: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {

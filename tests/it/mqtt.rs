@@ -175,26 +175,7 @@ async fn wait_subscribed(app: &TestApp, n: &Names) {
 }
 
 fn park_ledger_gbk(batch: &str) -> Vec<u8> {
-    let xml = format!(
-        r#"<?xml version="1.0" encoding="GBK"?>
-<TZJL xmlns="http://cell.hcpark.example/ledger/1">
-  <JLID>HC-{batch}</JLID>
-  <QYDM>91350206MA2XK7P16K</QYDM>
-  <CDBH>S350206-0017</CDBH>
-  <HJ>CS</HJ>
-  <PCBM>{batch}</PCBM>
-  <SJ>2026-03-02 10:15</SJ>
-  <FWDM>398-004-22</FWDM>
-  <FWMC>线路板生产过程中产生的废蚀铜液</FWMC>
-  <SL dw="千克">940</SL>
-  <RQ lx="IBC吨桶" sl="1">LJ-IBC-0231</RQ>
-  <SSDM>MF0021</SSDM>
-  <JBR yc="陈志强" js="林晓燕"/>
-  <QX>危废贮存库TS001</QX>
-  <XZQH>350206</XZQH>
-</TZJL>"#
-    );
-    encoding_rs::GBK.encode(&xml).0.into_owned()
+    crate::support::samples::gbk(&crate::support::samples::park_record(batch))
 }
 
 #[tokio::test]
