@@ -7,15 +7,17 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::sim::national::{NationalConfig, NationalSim};
+use crate::sim::provincial::{ProvincialConfig, ProvincialSim};
 
 /// Arguments of `wastehub simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// The partner: `national`.
+    /// The partner: `national` or `provincial`.
     pub partner: String,
-    /// Listen address.
-    #[arg(long, default_value = "127.0.0.1:9102")]
-    pub listen: String,
+    /// Listen address (default: the address the shipped connector calls:
+    /// 127.0.0.1:9102 national, 127.0.0.1:9101 provincial).
+    #[arg(long)]
+    pub listen: Option<String>,
     /// Share of exchange requests answered 503 (0.0-1.0).
     #[arg(long, default_value_t = 0.0)]
     pub fail_share: f64,
@@ -41,11 +43,19 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         anyhow::bail!("--fail-share must be between 0 and 1");
     }
     let stop = CancellationToken::new();
+    let listen = args.listen.clone().unwrap_or_else(|| {
+        if args.partner == "provincial" {
+            "127.0.0.1:9101"
+        } else {
+            "127.0.0.1:9102"
+        }
+        .to_string()
+    });
     match args.partner.as_str() {
         "national" => {
-            let listener = tokio::net::TcpListener::bind(&args.listen)
+            let listener = tokio::net::TcpListener::bind(&listen)
                 .await
-                .with_context(|| format!("binding {}", args.listen))?;
+                .with_context(|| format!("binding {listen}"))?;
             let sim = NationalSim::start(
                 listener,
                 NationalConfig {
@@ -65,7 +75,23 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 sim.url("/_sim/accepted")
             );
         }
-        other => anyhow::bail!("no simulator for {other:?}; available: national"),
+        "provincial" => {
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let sim = ProvincialSim::start(
+                listener,
+                ProvincialConfig {
+                    token: std::env::var("PROVINCIAL_TOKEN").unwrap_or_default(),
+                    fail_share: args.fail_share,
+                },
+                stop.clone(),
+            )?;
+            println!("provincial system simulator on {}", sim.url(""));
+            println!("  events endpoint:   {}", sim.url("/events"));
+            println!("  accepted so far:   {}", sim.url("/_sim/accepted"));
+        }
+        other => anyhow::bail!("no simulator for {other:?}; available: national, provincial"),
     }
     tokio::signal::ctrl_c().await?;
     stop.cancel();

@@ -3,4 +3,5 @@
 //! record what they accepted so a run can be checked afterwards.
 
 pub mod national;
+pub mod provincial;
 pub mod receiver;
