@@ -127,19 +127,12 @@ impl NationalSim {
     /// Starts on `listener` until `stop`.
     pub fn start(listener: TcpListener, cfg: NationalConfig, stop: CancellationToken) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
-        let compile = |text: &str| -> anyhow::Result<jsonschema::Validator> {
-            let doc: Value = serde_json::from_str(text)?;
-            jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .build(&doc)
-                .map_err(|e| anyhow::anyhow!("national contract schema: {e}"))
-        };
         let rate = NonZeroU32::new(cfg.rate_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let ns = [("nx".to_string(), NAMESPACE.to_string())];
         let inner = Arc::new(Inner {
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(rate)),
-            manifest: compile(MANIFEST_SCHEMA)?,
-            ledger: compile(LEDGER_SCHEMA)?,
+            manifest: super::contract_schema(MANIFEST_SCHEMA, "national")?,
+            ledger: super::contract_schema(LEDGER_SCHEMA, "national")?,
             prefixes: Prefixes::new(ns.iter().map(|(p, u)| (p, u))),
             cfg,
             book: Mutex::new(Book::default()),
@@ -152,9 +145,7 @@ impl NationalSim {
             .route("/_sim/counts", get(counts))
             .route("/_sim/outage", post(outage))
             .with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-        });
+        super::serve(listener, app, stop);
         Ok(Self { addr, inner })
     }
 

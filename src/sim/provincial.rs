@@ -73,17 +73,9 @@ impl ProvincialSim {
     /// Starts on `listener` until `stop`.
     pub fn start(listener: TcpListener, cfg: ProvincialConfig, stop: CancellationToken) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
-        let compile = |text: &str| -> anyhow::Result<jsonschema::Validator> {
-            let doc: Value = serde_json::from_str(text)?;
-            jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .should_validate_formats(true)
-                .build(&doc)
-                .map_err(|e| anyhow::anyhow!("provincial contract schema: {e}"))
-        };
         let inner = Arc::new(Inner {
-            manifest: compile(MANIFEST_SCHEMA)?,
-            ledger: compile(LEDGER_SCHEMA)?,
+            manifest: super::contract_schema(MANIFEST_SCHEMA, "provincial")?,
+            ledger: super::contract_schema(LEDGER_SCHEMA, "provincial")?,
             cfg,
             book: Mutex::new(Book::default()),
         });
@@ -92,9 +84,7 @@ impl ProvincialSim {
             .route("/_sim/accepted", get(accepted))
             .route("/_sim/outage", post(outage))
             .with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-        });
+        super::serve(listener, app, stop);
         Ok(Self { addr, inner })
     }
 
