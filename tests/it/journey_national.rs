@@ -236,13 +236,26 @@ async fn oauth2_tokens_are_shared_refreshed_and_a_wrong_secret_retries() {
 }
 
 /// During the partner's maintenance window nothing is attempted; after it,
-/// the waiting deliveries go out with their first attempt.
+/// the waiting delivery goes out with its first attempt.
 #[tokio::test]
 async fn deliveries_wait_out_a_maintenance_window_without_burning_retries() {
-    let (_, sim, _, stop) = setup("0s 100ms").await;
-    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"));
-    let from = (now - chrono::Duration::seconds(1)).format("%H:%M:%S").to_string();
-    let to = (now + chrono::Duration::seconds(3)).format("%H:%M:%S").to_string();
+    let stop = CancellationToken::new();
+    let sim = NationalSim::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        NationalConfig::default(),
+        stop.clone(),
+    )
+    .expect("simulator");
+    // A window from a second ago to eight seconds ahead (Beijing time): long
+    // enough for a hub to start on a slow database and a message to wait in it.
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("offset");
+    let now = chrono::Utc::now();
+    let end = now + chrono::Duration::seconds(8);
+    let from = (now - chrono::Duration::seconds(1))
+        .with_timezone(&beijing)
+        .format("%H:%M:%S")
+        .to_string();
+    let to = end.with_timezone(&beijing).format("%H:%M:%S").to_string();
     let mut spec = HubSpec::new().config(&format!("[mappings]\ndir = \"{}\"", repo().join("mappings").display()));
     spec.connectors.push((
         "national".into(),
@@ -253,16 +266,20 @@ async fn deliveries_wait_out_a_maintenance_window_without_burning_retries() {
     ));
     let app = TestApp::spawn(spec).await;
     let id = app.accept(&samples::manifest(500, "w-1")).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(chrono::Utc::now() < end, "the hub took the whole window to start; nothing is shown");
     let trace = app.trace(&id).await;
     assert_eq!(trace["deliveries"][0]["status"], "pending", "{trace}");
     assert_eq!(trace["deliveries"][0]["attempts"].as_array().map(Vec::len), Some(0), "{trace}");
-    assert!(app.wait_status(&id, "national", "delivered", Duration::from_secs(10)).await);
+    assert!(app.wait_status(&id, "national", "delivered", Duration::from_secs(20)).await);
     let trace = app.trace(&id).await;
-    assert_eq!(
-        trace["deliveries"][0]["attempts"].as_array().map(Vec::len),
-        Some(1),
-        "one attempt, after the window: {trace}"
+    let attempts = trace["deliveries"][0]["attempts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(attempts.len(), 1, "one attempt, after the window: {trace}");
+    let started = chrono::DateTime::parse_from_rfc3339(attempts[0]["started_at"].as_str().unwrap_or_default()).expect("time");
+    // The window ends on a whole second.
+    assert!(
+        started.with_timezone(&chrono::Utc) >= end - chrono::Duration::seconds(1),
+        "attempted at {started}, window ends {end}"
     );
     stop.cancel();
 }
