@@ -12,10 +12,12 @@
 //! expanded higher up is not followed again, so recursive schemas end (their
 //! deeper levels are not checked). Pure: runs once when the catalogue loads.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_json::Value;
+
+use crate::schema::walk::SchemaDocs;
 
 /// The shared definitions file every convention ref points into.
 const COMMON_SUFFIX: &str = "/common/v1.json";
@@ -123,7 +125,7 @@ fn leaf_of(def: &str) -> Option<Leaf> {
 
 /// Derives the plan of the schema whose `$id` is `root`, given every
 /// document of the catalogue by `$id`.
-pub fn derive(root: &str, docs: &HashMap<String, Value>) -> Plan {
+pub fn derive(root: &str, docs: &'_ SchemaDocs) -> Plan {
     let mut w = Walker {
         docs,
         found: BTreeSet::new(),
@@ -158,7 +160,7 @@ pub fn derive(root: &str, docs: &HashMap<String, Value>) -> Plan {
 }
 
 struct Walker<'a> {
-    docs: &'a HashMap<String, Value>,
+    docs: &'a SchemaDocs,
     found: BTreeSet<(Vec<Seg>, String, Leaf)>,
     /// `$ref` targets being expanded (cycle guard).
     expanding: Vec<String>,
@@ -170,12 +172,12 @@ impl<'a> Walker<'a> {
     fn walk(&mut self, base: &str, schema: &'a Value, path: &mut Vec<Seg>) {
         let Value::Object(o) = schema else { return };
         if let Some(Value::String(r)) = o.get("$ref")
-            && let Some((doc, frag, target)) = self.resolve(base, r)
+            && let Some((doc, frag, target)) = self.docs.resolve_ref(base, r)
         {
             let key = format!("{doc}#{frag}");
             if !self.expanding.contains(&key) {
                 self.expanding.push(key);
-                self.walk(&doc, target, path);
+                self.walk(doc, target, path);
                 self.expanding.pop();
             }
         }
@@ -217,93 +219,14 @@ impl<'a> Walker<'a> {
     /// of `$ref`s (a local `$defs` entry that itself refs `common`).
     fn leaf(&self, base: &str, schema: &Value, depth: usize) -> Option<Leaf> {
         let r = schema.get("$ref")?.as_str()?;
-        let (doc, frag, target) = self.resolve(base, r)?;
+        let (doc, frag, target) = self.docs.resolve_ref(base, r)?;
         if doc.ends_with(COMMON_SUFFIX)
             && let Some(l) = leaf_of(&frag)
         {
             return Some(l);
         }
-        if depth < 16 { self.leaf(&doc, target, depth + 1) } else { None }
+        if depth < 16 { self.leaf(doc, target, depth + 1) } else { None }
     }
-
-    /// Resolves `reference` against the document `base`: the target
-    /// document's `$id`, the decoded fragment pointer, and the schema there.
-    fn resolve(&self, base: &str, reference: &str) -> Option<(String, String, &'a Value)> {
-        let (path, frag) = reference.split_once('#').unwrap_or((reference, ""));
-        let doc = if path.is_empty() { base.to_string() } else { join(base, path) };
-        let frag = percent_decode(frag);
-        if !frag.is_empty() && !frag.starts_with('/') {
-            // Plain-name anchors (`#foo`) are not used by the catalogue's convention.
-            return None;
-        }
-        let value = self.docs.get(&doc)?.pointer(&frag)?;
-        Some((doc, frag, value))
-    }
-}
-
-/// Resolves a relative URI reference `r` against `base` (RFC 3986 §5.2,
-/// for the forms schemas use: absolute, `/path`, and relative paths with
-/// `.` and `..` segments).
-fn join(base: &str, r: &str) -> String {
-    if r.contains("://") {
-        return r.to_string();
-    }
-    // Split the base into "scheme://authority" and its path.
-    let (origin, base_path) = match base.find("://") {
-        Some(i) => {
-            let after = i + 3;
-            let slash = base[after..].find('/').map_or(base.len(), |j| after + j);
-            (&base[..slash], &base[slash..])
-        }
-        None => ("", base),
-    };
-    let merged = if r.starts_with('/') {
-        r.to_string()
-    } else {
-        let dir = base_path.rfind('/').map_or("", |i| &base_path[..=i]);
-        format!("{dir}{r}")
-    };
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = merged.split('/').collect();
-    let last = segments.len().saturating_sub(1);
-    for (i, seg) in segments.iter().enumerate() {
-        match *seg {
-            "." => {}
-            ".." => {
-                if out.len() > 1 {
-                    out.pop();
-                }
-            }
-            s => out.push(s),
-        }
-        // A trailing "." or ".." leaves a directory: keep the final slash.
-        if i == last && (*seg == "." || *seg == "..") {
-            out.push("");
-        }
-    }
-    format!("{origin}{}", out.join("/"))
-}
-
-/// Decodes `%XX` escapes (schemas may write `%24defs` for `$defs`).
-fn percent_decode(s: &str) -> String {
-    if !s.contains('%') {
-        return s.to_string();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -311,24 +234,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn joins_relative_references_like_a_browser() {
-        let base = "https://wastehub.local/schemas/canonical/manifest-created/v1.json";
-        assert_eq!(
-            join(base, "../common/v1.json"),
-            "https://wastehub.local/schemas/canonical/common/v1.json"
-        );
-        assert_eq!(
-            join(base, "./v2.json"),
-            "https://wastehub.local/schemas/canonical/manifest-created/v2.json"
-        );
-        assert_eq!(join(base, "/x.json"), "https://wastehub.local/x.json");
-        assert_eq!(join(base, "https://other/y.json"), "https://other/y.json");
-        assert_eq!(percent_decode("/%24defs/usci"), "/$defs/usci");
-    }
-
-    fn docs(list: &[Value]) -> HashMap<String, Value> {
-        list.iter().map(|d| (d["$id"].as_str().unwrap().to_string(), d.clone())).collect()
+    fn docs(list: &[Value]) -> SchemaDocs {
+        let mut d = SchemaDocs::default();
+        for doc in list {
+            d.add(doc["$id"].as_str().unwrap(), doc.clone());
+        }
+        d
     }
 
     fn common() -> Value {

@@ -10,7 +10,7 @@
 //! `common/v1.json` ([`crate::reference::plan`]); [`crate::reference::Checker`]
 //! runs them after validation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -143,16 +143,7 @@ impl Catalogue {
                 })?;
             validators.insert(name.clone(), validator);
         }
-        let mut by_id: HashMap<String, Value> = HashMap::new();
-        let mut roots: Vec<(String, String)> = Vec::new();
-        for (name, _, doc) in docs {
-            let id = doc.get("$id").and_then(Value::as_str).unwrap_or_default().to_string();
-            if validators.contains_key(&name) {
-                roots.push((name, id.clone()));
-            }
-            by_id.insert(id, doc);
-        }
-        let plans = roots.into_iter().map(|(name, id)| (name, plan::derive(&id, &by_id))).collect();
+        let plans = ids.iter().map(|(name, id)| (name.clone(), plan::derive(id, &raw))).collect();
         Ok(Self {
             validators,
             docs: raw,

@@ -137,11 +137,28 @@ impl SchemaDocs {
     }
 
     fn resolve<'a>(&'a self, base: &str, reference: &str) -> Option<At<'a>> {
+        let (base, _, schema) = self.resolve_ref(base, reference)?;
+        Some(At { base, schema })
+    }
+
+    /// The document whose `$id` is `id`.
+    pub fn get(&self, id: &str) -> Option<&Value> {
+        self.docs.get(strip_fragment(id))
+    }
+
+    /// Resolves `reference` (a `$ref` value) against the document `base`:
+    /// the target document's `$id`, the decoded fragment pointer, and the
+    /// schema there. Plain-name anchors (`#foo`) are not resolved.
+    pub fn resolve_ref<'a>(&'a self, base: &str, reference: &str) -> Option<(&'a str, String, &'a Value)> {
         let (path, fragment) = reference.split_once('#').unwrap_or((reference, ""));
-        let doc_id = if path.is_empty() { base.to_string() } else { join_url(base, path) };
+        let doc_id = if path.is_empty() { base.to_string() } else { join(base, path) };
+        let fragment = percent_decode(fragment);
+        if !fragment.is_empty() && !fragment.starts_with('/') {
+            return None;
+        }
         let (key, doc) = self.docs.get_key_value(&doc_id)?;
-        let schema = if fragment.is_empty() { doc } else { doc.pointer(fragment)? };
-        Some(At { base: key, schema })
+        let schema = if fragment.is_empty() { doc } else { doc.pointer(&fragment)? };
+        Some((key, fragment, schema))
     }
 }
 
@@ -149,23 +166,69 @@ fn strip_fragment(id: &str) -> &str {
     id.split('#').next().unwrap_or(id)
 }
 
-/// Resolves a relative URL path against a base URL (enough for `../x/v1.json`).
-fn join_url(base: &str, relative: &str) -> String {
-    if relative.contains("://") {
-        return relative.to_string();
+/// Resolves a relative URI reference `r` against `base` (RFC 3986 §5.2,
+/// for the forms schemas use: absolute, `/path`, and relative paths with
+/// `.` and `..` segments).
+fn join(base: &str, r: &str) -> String {
+    if r.contains("://") {
+        return r.to_string();
     }
-    let mut parts: Vec<&str> = base.split('/').collect();
-    parts.pop();
-    for seg in relative.split('/') {
-        match seg {
-            "." | "" => {}
+    // Split the base into "scheme://authority" and its path.
+    let (origin, base_path) = match base.find("://") {
+        Some(i) => {
+            let after = i + 3;
+            let slash = base[after..].find('/').map_or(base.len(), |j| after + j);
+            (&base[..slash], &base[slash..])
+        }
+        None => ("", base),
+    };
+    let merged = if r.starts_with('/') {
+        r.to_string()
+    } else {
+        let dir = base_path.rfind('/').map_or("", |i| &base_path[..=i]);
+        format!("{dir}{r}")
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = merged.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." => {}
             ".." => {
-                parts.pop();
+                if out.len() > 1 {
+                    out.pop();
+                }
             }
-            s => parts.push(s),
+            s => out.push(s),
+        }
+        // A trailing "." or ".." leaves a directory: keep the final slash.
+        if i == last && (*seg == "." || *seg == "..") {
+            out.push("");
         }
     }
-    parts.join("/")
+    format!("{origin}{}", out.join("/"))
+}
+
+/// Decodes `%XX` escapes (schemas may write `%24defs` for `$defs`).
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -203,8 +266,20 @@ mod tests {
     }
 
     #[test]
-    fn joins_relative_urls() {
-        assert_eq!(join_url("https://x/a/b/v1.json", "../c/v1.json"), "https://x/a/c/v1.json");
-        assert_eq!(join_url("https://x/a/v1.json", "other.json"), "https://x/a/other.json");
+    fn joins_relative_references_like_a_browser() {
+        let base = "https://wastehub.local/schemas/canonical/manifest-created/v1.json";
+        assert_eq!(
+            join(base, "../common/v1.json"),
+            "https://wastehub.local/schemas/canonical/common/v1.json"
+        );
+        assert_eq!(
+            join(base, "./v2.json"),
+            "https://wastehub.local/schemas/canonical/manifest-created/v2.json"
+        );
+        assert_eq!(join(base, "/x.json"), "https://wastehub.local/x.json");
+        assert_eq!(join(base, "https://other/y.json"), "https://other/y.json");
+        assert_eq!(join("https://x/a/b/v1.json", "../c/v1.json"), "https://x/a/c/v1.json");
+        assert_eq!(join("https://x/a/v1.json", "other.json"), "https://x/a/other.json");
+        assert_eq!(percent_decode("/%24defs/usci"), "/$defs/usci");
     }
 }
