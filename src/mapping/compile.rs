@@ -142,6 +142,7 @@ pub fn compile(
     };
     let input = c.format(&spec.input, "input");
     let output = c.format(&spec.output, "output");
+    let (mut input_schema, mut output_schema) = (None, None);
     match direction {
         Direction::Inbound => {
             if !matches!(output, Format::Json { .. }) {
@@ -150,7 +151,8 @@ pub fn compile(
                     "an inbound mapping writes the canonical form, which is JSON".into(),
                 );
             }
-            c.input = c.partner_side(&spec.input);
+            (c.input, input_schema) = c.partner_side(&spec.input);
+            c.canonical_side_has_no_schema(&spec.output);
             c.output = Side::Canonical {
                 schema_ids: schema_ids.clone(),
             };
@@ -162,10 +164,11 @@ pub fn compile(
                     "an outbound mapping reads the canonical form, which is JSON".into(),
                 );
             }
+            c.canonical_side_has_no_schema(&spec.input);
             c.input = Side::Canonical {
                 schema_ids: schema_ids.clone(),
             };
-            c.output = c.partner_side(&spec.output);
+            (c.output, output_schema) = c.partner_side(&spec.output);
         }
     }
     if let Format::Xml { .. } = &input {
@@ -203,8 +206,6 @@ pub fn compile(
         Format::XmlOut(_) | Format::Xml { .. } => "application/xml; charset=utf-8".into(),
         Format::Json { .. } => "application/json".into(),
     });
-    let input_schema = c.validator(&spec.input);
-    let output_schema = c.validator(&spec.output);
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -305,14 +306,32 @@ impl Compiler<'_> {
         }
     }
 
-    fn partner_side(&mut self, spec: &FormatSpec) -> Side {
-        let Some(rel) = &spec.schema else { return Side::Unchecked };
-        match self.load_schema(rel) {
-            Ok((docs, id)) => Side::Partner { docs, id },
-            Err(m) => {
-                self.err(rel, m);
-                Side::Unchecked
-            }
+    /// The partner side's schema, read once: for checking paths at load
+    /// and, compiled, for checking case inputs and outputs.
+    fn partner_side(&mut self, spec: &FormatSpec) -> (Side, Option<Arc<jsonschema::Validator>>) {
+        let Some(rel) = &spec.schema else { return (Side::Unchecked, None) };
+        let loaded = self.load_schema(rel).and_then(|(docs, id)| {
+            let doc = docs.get(&id).ok_or_else(|| format!("schema {} has no document", rel.get_ref()))?;
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .build(doc)
+                .map_err(|e| format!("schema {} does not compile: {e}", rel.get_ref()))?;
+            Ok((Side::Partner { docs, id }, Some(Arc::new(validator))))
+        });
+        loaded.unwrap_or_else(|m| {
+            self.err(rel, m);
+            (Side::Unchecked, None)
+        })
+    }
+
+    /// The canonical side is described by the catalogue; a `schema` there
+    /// would be silently ignored, so it is refused.
+    fn canonical_side_has_no_schema(&mut self, spec: &FormatSpec) {
+        if let Some(rel) = &spec.schema {
+            self.err(
+                rel,
+                "this side is the canonical form, checked against the catalogue; remove schema".into(),
+            );
         }
     }
 
@@ -328,19 +347,6 @@ impl Compiler<'_> {
         let mut docs = SchemaDocs::default();
         docs.add(&id, doc);
         Ok((docs, id))
-    }
-
-    fn validator(&mut self, spec: &FormatSpec) -> Option<Arc<jsonschema::Validator>> {
-        let rel = spec.schema.as_ref()?;
-        let path = self.file.parent().unwrap_or(Path::new(".")).join(rel.get_ref());
-        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        match jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(&value) {
-            Ok(v) => Some(Arc::new(v)),
-            Err(e) => {
-                self.err(rel, format!("schema {} does not compile: {e}", rel.get_ref()));
-                None
-            }
-        }
     }
 
     /// Checks an XML name's prefix against the declared namespaces.

@@ -88,6 +88,16 @@ impl Table {
         ok.then_some(out)
     }
 
+    /// The index of the column named `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h.trim() == name)
+    }
+
+    /// The header names, comma-separated (for messages).
+    pub fn header_names(&self) -> String {
+        self.header.iter().map(str::trim).collect::<Vec<_>>().join(", ")
+    }
+
     /// The records with their 1-based line numbers.
     pub fn rows(&self) -> impl Iterator<Item = (u64, &StringRecord)> {
         self.rows.iter().map(|(l, r)| (*l, r))
