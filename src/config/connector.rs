@@ -310,7 +310,8 @@ pub struct RouteConfig {
 pub struct ConditionConfig {
     /// An envelope attribute: `source`, `type`, `subject`, `jurisdiction`, …
     pub attribute: Option<String>,
-    /// A JSON Pointer into `data`, e.g. `/transfer_type`.
+    /// A JSON Pointer into `data`, e.g. `/transfer_type`; a `*` step
+    /// stands for any element of a list (`/recipients/*/usci`).
     pub field: Option<String>,
     /// The value equals this.
     pub equals: Option<String>,
@@ -320,4 +321,6 @@ pub struct ConditionConfig {
     pub prefix: Option<String>,
     /// The value is one of these.
     pub one_of: Option<Vec<String>>,
+    /// The value is present (`true`) or absent (`false`).
+    pub exists: Option<bool>,
 }

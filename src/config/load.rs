@@ -377,9 +377,18 @@ fn check_condition(c: &ConditionConfig) -> Result<(), String> {
         (None, Some(f)) if !f.starts_with('/') => return Err(format!("field {f:?} must be a JSON Pointer starting with '/'")),
         _ => {}
     }
-    let ops = [c.equals.is_some(), c.not_equals.is_some(), c.prefix.is_some(), c.one_of.is_some()];
+    if c.attribute.as_deref().is_some_and(|a| a.contains('*')) {
+        return Err("`*` (any list element) is for body fields, not attributes".into());
+    }
+    let ops = [
+        c.equals.is_some(),
+        c.not_equals.is_some(),
+        c.prefix.is_some(),
+        c.one_of.is_some(),
+        c.exists.is_some(),
+    ];
     if ops.iter().filter(|b| **b).count() != 1 {
-        return Err("a condition has exactly one of `equals`, `not_equals`, `prefix`, `one_of`".into());
+        return Err("a condition has exactly one of `equals`, `not_equals`, `prefix`, `one_of`, `exists`".into());
     }
     Ok(())
 }
@@ -687,6 +696,7 @@ mod tests {
             not_equals: None,
             prefix: Some("35".into()),
             one_of: None,
+            exists: None,
         };
         assert!(check_condition(&c).is_ok());
         c.equals = Some("x".into());
@@ -694,5 +704,11 @@ mod tests {
         c.equals = None;
         c.field = Some("/a".into());
         assert!(check_condition(&c).is_err());
+        c.field = None;
+        c.prefix = None;
+        c.exists = Some(true);
+        assert!(check_condition(&c).is_ok(), "exists is an operator");
+        c.attribute = Some("*".into());
+        assert!(check_condition(&c).is_err(), "no wildcard in attributes");
     }
 }

@@ -4,6 +4,12 @@
 //! A connector receives a message when any of its routes matches: one of the
 //! route's type patterns matches the message type and every condition holds.
 //! A message is never routed back to the connector it came from (loops).
+//!
+//! A body-field condition may use `*` as a step of its JSON Pointer to mean
+//! "any element of this list" (`/recipients/*/usci`): the positive
+//! operators (`equals`, `prefix`, `one_of`, `exists = true`) then hold when
+//! some element's value passes, the negative ones (`not_equals`,
+//! `exists = false`) when none does.
 
 use crate::config::ConnectorConfig;
 use crate::config::connector::ConditionConfig;
@@ -39,6 +45,7 @@ enum Op {
     NotEquals(String),
     Prefix(String),
     OneOf(Vec<String>),
+    Exists(bool),
 }
 
 #[derive(Clone, Debug)]
@@ -98,6 +105,8 @@ impl Condition {
             Op::NotEquals(v.clone())
         } else if let Some(v) = &c.prefix {
             Op::Prefix(v.clone())
+        } else if let Some(v) = c.exists {
+            Op::Exists(v)
         } else {
             Op::OneOf(c.one_of.clone()?)
         };
@@ -105,16 +114,51 @@ impl Condition {
     }
 
     fn holds(&self, env: &Envelope) -> bool {
-        let value = match &self.subject {
-            Subject::Attribute(a) => env.raw.get(a).and_then(scalar_text),
-            Subject::Field(p) => env.data().pointer(p).and_then(scalar_text),
+        let values: Vec<String> = match &self.subject {
+            Subject::Attribute(a) => env.raw.get(a).and_then(scalar_text).into_iter().collect(),
+            Subject::Field(p) if p.split('/').any(|t| t == "*") => {
+                let mut found = Vec::new();
+                every_match(env.data(), p.split('/').skip(1), &mut found);
+                found
+            }
+            Subject::Field(p) => env.data().pointer(p).and_then(scalar_text).into_iter().collect(),
         };
-        match (&self.op, value) {
-            (Op::NotEquals(x), v) => v.as_deref() != Some(x.as_str()),
-            (_, None) => false,
-            (Op::Equals(x), Some(v)) => v == *x,
-            (Op::Prefix(x), Some(v)) => v.starts_with(x.as_str()),
-            (Op::OneOf(xs), Some(v)) => xs.contains(&v),
+        match &self.op {
+            Op::NotEquals(x) => !values.iter().any(|v| v == x),
+            Op::Exists(want) => values.is_empty() != *want,
+            Op::Equals(x) => values.iter().any(|v| v == x),
+            Op::Prefix(x) => values.iter().any(|v| v.starts_with(x.as_str())),
+            Op::OneOf(xs) => values.iter().any(|v| xs.contains(v)),
+        }
+    }
+}
+
+/// Collects the scalar values at a JSON Pointer's remaining `tokens`, where
+/// a `*` token stands for every element of a list. Depth is bounded by the
+/// pointer (configuration), not by the message.
+fn every_match<'a>(node: &serde_json::Value, mut tokens: impl Iterator<Item = &'a str> + Clone, found: &mut Vec<String>) {
+    let Some(token) = tokens.next() else {
+        found.extend(scalar_text(node));
+        return;
+    };
+    match (token, node) {
+        ("*", serde_json::Value::Array(items)) => {
+            for item in items {
+                every_match(item, tokens.clone(), found);
+            }
+        }
+        ("*", _) => {}
+        (t, node) => {
+            // RFC 6901 unescaping, as `Value::pointer` does.
+            let key = t.replace("~1", "/").replace("~0", "~");
+            let next = match node {
+                serde_json::Value::Object(m) => m.get(&key),
+                serde_json::Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+                _ => None,
+            };
+            if let Some(next) = next {
+                every_match(next, tokens, found);
+            }
         }
     }
 }
@@ -215,6 +259,46 @@ mod tests {
         ));
         assert_eq!(t.route(&env("x", "350206", json!({"version": 2})), "o").len(), 1);
         assert!(t.route(&env("x", "350206", json!({"version": 3})), "o").is_empty());
+    }
+
+    #[test]
+    fn wildcard_steps_match_any_list_element() {
+        let t = table(&format!(
+            "{BASE}[[routes]]\ntypes = [\"prompt\"]\n[[routes.when]]\nfield = \"/recipients/*/usci\"\nexists = true\n[[routes.when]]\nfield = \"/kind\"\nnot_equals = \"REPLY\"\n"
+        ));
+        let to_unit = json!({"recipients": [{"jurisdiction": "350181"}, {"usci": "91350181MA31X2K5N8"}]});
+        assert_eq!(t.route(&env("prompt", "350181", to_unit), "o"), vec!["d"]);
+        let to_regulators = json!({"recipients": [{"jurisdiction": "350181"}, {"account_id": "reg-1"}]});
+        assert!(t.route(&env("prompt", "350181", to_regulators), "o").is_empty());
+        let reply = json!({"kind": "REPLY", "recipients": [{"usci": "91350181MA31X2K5N8"}]});
+        assert!(t.route(&env("prompt", "350181", reply), "o").is_empty());
+        assert!(
+            t.route(&env("prompt", "350181", json!({"recipients": {"usci": "x"}})), "o")
+                .is_empty()
+        );
+
+        let t = table(&format!(
+            "{BASE}[[routes]]\ntypes = [\"*\"]\n[[routes.when]]\nfield = \"/lines/*/category\"\nnot_equals = \"HW49\"\n"
+        ));
+        let lines = |a: &str, b: &str| json!({"lines": [{"category": a}, {"category": b}]});
+        assert_eq!(t.route(&env("x", "350206", lines("HW08", "HW17")), "o").len(), 1);
+        assert!(
+            t.route(&env("x", "350206", lines("HW08", "HW49")), "o").is_empty(),
+            "no element may equal"
+        );
+        assert_eq!(t.route(&env("x", "350206", json!({})), "o").len(), 1);
+    }
+
+    #[test]
+    fn exists_false_holds_only_without_a_value() {
+        let t = table(&format!(
+            "{BASE}[[routes]]\ntypes = [\"*\"]\n[[routes.when]]\nfield = \"/closed_at\"\nexists = false\n"
+        ));
+        assert_eq!(t.route(&env("x", "350206", json!({"closed_at": null})), "o").len(), 1);
+        assert!(
+            t.route(&env("x", "350206", json!({"closed_at": "2026-03-01T00:00:00+08:00"})), "o")
+                .is_empty()
+        );
     }
 
     #[test]
