@@ -400,8 +400,6 @@ impl Compiler<'_> {
         dst_path.extend(to_names.iter().filter(|n| n.as_str() != ".").cloned());
         let dst_types = self.side_types(false, &dst_path, &r.to, &to_text);
 
-        let when = r.when.as_ref().and_then(|w| self.when(w, src_base));
-
         if let Some(each) = &r.each {
             for (present, what) in [
                 (r.from.is_some(), "from"),
@@ -436,6 +434,9 @@ impl Compiler<'_> {
                 );
             }
             item_base.push("*".into());
+            // On an each rule `when` filters the elements: a relative path
+            // starts at the element, as the evaluation reads it.
+            let when = r.when.as_ref().and_then(|w| self.when(w, &item_base));
             let mut item_dst = dst_path.clone();
             item_dst.push("*".into());
             let children: Vec<Rule> = r.rule.iter().filter_map(|c| self.rule(c, &item_base, &item_dst, true)).collect();
@@ -456,6 +457,7 @@ impl Compiler<'_> {
         if !r.rule.is_empty() {
             self.err(&r.to, "nested rules need each = \"<list path>\" on this rule".into());
         }
+        let when = r.when.as_ref().and_then(|w| self.when(w, src_base));
         let source = match (&r.from, &r.value) {
             (Some(_), Some(v)) => {
                 self.err(v, "a rule takes from or value, not both".into());

@@ -234,6 +234,35 @@ ops = [{ substring = { start = 1 } }, { pad = { width = 4, with = "0" } }]
     );
 }
 
+/// `when` on an `each` rule filters the elements, and its relative path
+/// starts at the element (it is checked against the element's schema).
+#[test]
+fn when_on_each_filters_elements_by_their_own_fields() {
+    let out = run(
+        r#"
+[[rule]]
+to = "kg_lines"
+each = "/data/lines"
+when = { path = "quantity/unit", equals = "kg" }
+
+  [[rule.rule]]
+  to = "code"
+  from = "waste_code"
+"#,
+        json!({"data": {"lines": [
+            {"waste_code": "900-041-49", "quantity": {"unit": "kg"}},
+            {"waste_code": "900-052-31", "quantity": {"unit": "t"}},
+            {"waste_code": "336-064-17", "quantity": {"unit": "kg"}}
+        ]}}),
+    )
+    .unwrap();
+    assert_eq!(out, json!({"kg_lines": [{"code": "900-041-49"}, {"code": "336-064-17"}]}));
+    let e = load_error(&format!(
+        "{OUT_HEAD}[[rule]]\nto = \"x\"\neach = \"/data/lines\"\nwhen = {{ path = \"quantity/nope\", exists = true }}\n  [[rule.rule]]\n  to = \"c\"\n  from = \"waste_code\"\n"
+    ));
+    assert!(e.message.contains("nope"), "{e:?}");
+}
+
 #[test]
 fn every_failing_rule_is_reported() {
     let err = run(
