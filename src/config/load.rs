@@ -334,8 +334,15 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
                     format!("signature.algorithm {:?} must be \"hmac-sha256\" or \"hmac-sm3\"", sig.algorithm),
                 );
             }
-            if sig.secret.expose().len() < 16 {
-                bad("secret", "signature.secret must be at least 16 characters".into());
+            // Empty is "not set yet" (an unset `${VAR:-}`), as for keys and
+            // client secrets: the file loads, and the connector sends nothing
+            // until the secret is configured.
+            let secret = sig.secret.expose();
+            if !secret.is_empty() && secret.len() < 16 {
+                bad(
+                    "secret",
+                    "signature.secret must be at least 16 characters (or empty until it is set)".into(),
+                );
             }
         }
         if let Some(soap) = &out.soap {
@@ -630,6 +637,15 @@ mod tests {
     }
 
     const OUT: &str = "kind = \"http_json\"\n[outbound]\nurl = \"http://127.0.0.1:1/\"\n";
+
+    #[test]
+    fn an_unset_signing_secret_loads_but_a_short_one_does_not() {
+        let sig = |secret: &str| format!("name = \"a\"\n{OUT}[outbound.signature]\nalgorithm = \"hmac-sm3\"\nsecret = \"{secret}\"\n");
+        let env: BTreeMap<String, String> = BTreeMap::new();
+        assert_eq!(messages(&dir_with(&[("a", &sig("${UNSET_SECRET:-}"))], ""), &env), "");
+        let m = messages(&dir_with(&[("a", &sig("short"))], ""), &env);
+        assert!(m.contains("a.toml:7:") && m.contains("at least 16 characters"), "{m}");
+    }
 
     #[test]
     fn refuses_a_schedule_that_delays_the_first_attempt() {

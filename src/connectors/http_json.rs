@@ -113,6 +113,17 @@ impl HttpJsonConnector {
     }
 
     async fn send(&self, msg: Outgoing<'_>) -> Result<Receipt, DeliveryError> {
+        if self.signer.as_ref().is_some_and(|s| !s.has_secret()) {
+            // Like a wrong OAuth2 secret: retried, so the messages wait for
+            // the operator to set the secret rather than die at once.
+            return Err(failure(
+                Retry::Backoff,
+                "signature",
+                "signature.secret is not set; the request was not sent".into(),
+                None,
+                None,
+            ));
+        }
         let mut req = self.client.post(self.url.clone());
         if let Some(o) = &self.oauth2 {
             req = req.header(reqwest::header::AUTHORIZATION, o.header().await?);

@@ -41,6 +41,13 @@ impl Signer {
         }
     }
 
+    /// Whether a secret is configured. A connector whose secret is still
+    /// empty (an unset `${VAR:-}`) must not send: an HMAC with an empty key
+    /// is one anybody can compute.
+    pub fn has_secret(&self) -> bool {
+        !self.secret.is_empty()
+    }
+
     /// The hex HMAC of `timestamp "\n" message_id "\n" body`.
     pub fn sign(&self, timestamp: i64, message_id: &str, body: &[u8]) -> String {
         let prefix = format!("{timestamp}\n{message_id}\n");
