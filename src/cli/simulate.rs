@@ -6,19 +6,21 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Secret;
 use crate::sim::national::{NationalConfig, NationalSim};
 use crate::sim::provincial::{ProvincialConfig, ProvincialSim};
+use crate::sim::qinqing::{NOTICES_PATH, QinqingConfig, QinqingSim};
 
 /// Arguments of `wastehub simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// The partner: `national` or `provincial`.
+    /// The partner: `national`, `provincial` or `qinqing`.
     pub partner: String,
     /// Listen address (default: the address the shipped connector calls:
-    /// 127.0.0.1:9102 national, 127.0.0.1:9101 provincial).
+    /// 127.0.0.1:9102 national, 127.0.0.1:9101 provincial, 127.0.0.1:9105 qinqing).
     #[arg(long)]
     pub listen: Option<String>,
-    /// Share of exchange requests answered 503 (0.0-1.0).
+    /// Share of exchange requests answered 503 (Qinqing: answered 5001, busy), 0.0-1.0.
     #[arg(long, default_value_t = 0.0)]
     pub fail_share: f64,
     /// Published rate limit, requests per second.
@@ -35,6 +37,22 @@ pub struct SimulateArgs {
         hide_env_values = true
     )]
     pub client_secret: String,
+    /// Qinqing: the HMAC-SM3 secret shared with the hub (default: the
+    /// simulator's development secret).
+    #[arg(
+        long,
+        env = "QINQING_SIGNING_SECRET",
+        default_value = crate::sim::qinqing::DEV_SECRET,
+        hide_env_values = true
+    )]
+    pub signing_secret: String,
+    /// Qinqing: the hub's base URL, where `POST /_sim/reply` posts replies.
+    #[arg(long, env = "QINQING_HUB_URL", default_value = "http://127.0.0.1:8080")]
+    pub hub_url: String,
+    /// Qinqing: the platform's API key at the hub (its SHA-256 is the
+    /// connector's `QINQING_KEY_SHA256`); without it no reply can be posted.
+    #[arg(long, env = "QINQING_HUB_KEY", default_value = "", hide_env_values = true)]
+    pub hub_key: String,
 }
 
 /// Runs a simulator until Ctrl-C.
@@ -44,10 +62,10 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     let stop = CancellationToken::new();
     let listen = args.listen.clone().unwrap_or_else(|| {
-        if args.partner == "provincial" {
-            "127.0.0.1:9101"
-        } else {
-            "127.0.0.1:9102"
+        match args.partner.as_str() {
+            "provincial" => "127.0.0.1:9101",
+            "qinqing" => "127.0.0.1:9105",
+            _ => "127.0.0.1:9102",
         }
         .to_string()
     });
@@ -91,7 +109,41 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             println!("  events endpoint:   {}", sim.url("/events"));
             println!("  accepted so far:   {}", sim.url("/_sim/accepted"));
         }
-        other => anyhow::bail!("no simulator for {other:?}; available: national, provincial"),
+        "qinqing" => {
+            if args.signing_secret.len() < 16 {
+                anyhow::bail!("--signing-secret must be at least 16 characters, as the hub's signature.secret");
+            }
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let sim = QinqingSim::start(
+                listener,
+                QinqingConfig {
+                    signing_secret: Secret::new(args.signing_secret),
+                    fail_share: args.fail_share,
+                    hub_url: Some(args.hub_url.clone()),
+                    hub_key: Secret::new(args.hub_key.clone()),
+                },
+                stop.clone(),
+            )?;
+            println!("Qinqing service platform simulator on {}", sim.url(""));
+            println!("  notices endpoint:  {}  (HMAC-SM3 signed)", sim.url(NOTICES_PATH));
+            println!("  accepted so far:   {}", sim.url("/_sim/accepted"));
+            println!(
+                "  replies go to:     {}/api/v1/documents/prompt{}",
+                args.hub_url.trim_end_matches('/'),
+                if args.hub_key.is_empty() {
+                    "  (no --hub-key: replies cannot be posted)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  reply to a notice: curl -X POST {} -H 'content-type: application/json' -d '{{\"noticeId\": \"<noticeId>\", \"replyType\": \"02\"}}'",
+                sim.url("/_sim/reply")
+            );
+        }
+        other => anyhow::bail!("no simulator for {other:?}; available: national, provincial, qinqing"),
     }
     tokio::signal::ctrl_c().await?;
     stop.cancel();

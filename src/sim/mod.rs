@@ -4,6 +4,7 @@
 
 pub mod national;
 pub mod provincial;
+pub mod qinqing;
 pub mod receiver;
 
 /// Compiles a contract schema embedded in a simulator.
