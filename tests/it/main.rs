@@ -18,6 +18,7 @@ mod mtls;
 mod ops;
 mod ordering;
 mod postgres;
+mod qinqing;
 mod reference;
 mod shutdown;
 mod soap;
