@@ -4,7 +4,9 @@
 //! record what they accepted, and every request with the answer they gave,
 //! so a run can be checked afterwards.
 
+pub mod market_regulation;
 pub mod national;
+pub mod park;
 pub mod provincial;
 pub mod receiver;
 
