@@ -5,6 +5,7 @@ mod support;
 
 mod backpressure;
 mod check;
+mod contracts;
 mod crash;
 mod delivery;
 mod demo;
