@@ -306,14 +306,15 @@ pub fn write_config_dir(dir: &Path, database: &str, key_sha: &str, op_sha: &str,
     let schemas = repo().join("schemas/canonical");
     let reference = repo().join("schemas/reference");
     let config = format!(
-        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n{}\n",
+        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n[health]\ninterval = \"0s\"\n{}\n",
         schemas.display(),
         reference.display(),
         spec.config
     );
     // Later sections in spec.config override the ones above (last key wins is
     // not TOML), so tests put their own [delivery]/[ingest] keys in sections
-    // that do not clash; see merge_sections.
+    // that do not clash; see merge_sections. Partners are probed only when a
+    // test asks ([health] interval): a fake partner records every request.
     std::fs::write(dir.join("wastehub.toml"), merge_sections(&config)).expect("write config");
     std::fs::create_dir_all(dir.join("connectors")).expect("mkdir");
     for (name, text) in &spec.connectors {
