@@ -11,6 +11,7 @@ mod delivery;
 mod demo;
 mod file_drop;
 mod fuzz;
+mod health;
 mod ingest;
 mod journey_national;
 mod mappings;
