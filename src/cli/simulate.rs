@@ -133,9 +133,7 @@ async fn provincial(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Res
 }
 
 async fn park_sender(args: SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
-    let key = args
-        .key
-        .context("--key (or PARK_XM_HAICANG_KEY) is required: the park's API key")?;
+    let key = args.key.context("--key (or PARK_XM_HAICANG_KEY) is required: the park's API key")?;
     let cfg = ParkConfig {
         hub: args.hub.clone(),
         key,

@@ -270,7 +270,10 @@ impl Prober {
                     Ok(Err(e)) => (Status::Down, format!("probe failed: {e}")),
                     Err(_) => (
                         Status::Down,
-                        format!("probe failed: no answer within the connector's timeout ({} ms)", p.timeout.as_millis()),
+                        format!(
+                            "probe failed: no answer within the connector's timeout ({} ms)",
+                            p.timeout.as_millis()
+                        ),
                     ),
                 }
             }
@@ -413,12 +416,18 @@ mod tests {
         let cs = [
             connector("name = \"in\"\nkind = \"http_json\"\n[inbound]\nsources = [\"urn:x\"]\n"),
             connector("name = \"off\"\nkind = \"http_json\"\nenabled = false\n[outbound]\nurl = \"http://127.0.0.1:9/\"\n"),
-            connector("name = \"both\"\nkind = \"http_json\"\n[inbound]\nsources = [\"urn:y\"]\n[outbound]\nurl = \"http://127.0.0.1:9/\"\n"),
+            connector(
+                "name = \"both\"\nkind = \"http_json\"\n[inbound]\nsources = [\"urn:y\"]\n[outbound]\nurl = \"http://127.0.0.1:9/\"\n",
+            ),
         ];
         let board = HealthBoard::new(&cs);
         let views = board.views();
         assert_eq!(views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["both", "in", "off"]);
-        assert!(views.iter().all(|v| v.health.status == Status::Unknown && v.health.checked_at.is_none()));
+        assert!(
+            views
+                .iter()
+                .all(|v| v.health.status == Status::Unknown && v.health.checked_at.is_none())
+        );
         assert_eq!(views[0].directions, ["inbound", "outbound"]);
         assert!(views[1].health.detail.contains("nothing to probe"));
         assert!(views[2].health.detail.starts_with("disabled"));

@@ -34,33 +34,16 @@ pub const HEADER: [&str; 18] = [
     "核准日期",
 ];
 
-/// Registered units the extracts cycle through: real check characters,
-/// existing divisions, every column of [`HEADER`] but the approval date.
-const UNITS: [[&str; 17]; 6] = [
-    [
-        "91350206MA2XK7P16K", "厦门鹭江精密电路有限公司", "厦门市湖里区火炬高新区信息光电园创新路18号", "", "350206", "C3982",
-        "电子电路制造", "产废单位", "重点监管", "吴国栋", "0592-5761234", "陈志强", "13906051234", "118.1846", "24.5132", "存续", "",
-    ],
-    [
-        "91350303MA1XG6125R", "莆田市涵江区鑫达电镀有限公司", "莆田市涵江区江口镇电镀集控区8号", "", "350303", "3360", "", "产废单位",
-        "登记管理", "黄德明", "0594-3651234", "", "", "", "", "注销", "",
-    ],
-    [
-        "52350212MAD4H3J9XL", "厦门市同安区五显镇明溪村卫生所", "厦门市同安区五显镇明溪村委会楼下", "厦门市同安区五显镇明溪村明溪里42号",
-        "350212", "Q8423", "", "医疗机构", "登记管理", "苏丽华", "13799281234", "", "", "", "", "存续", "",
-    ],
-    [
-        "91350205MA34TR6H50", "厦门海沧绿源环境服务有限公司", "厦门市海沧区南部工业区港南路66号", "", "350205", "N7724", "", "经营单位",
-        "重点监管", "林建伟", "0592-6519800", "林雅婷", "0592-6519876", "117.9936", "24.4611", "存续", "",
-    ],
-    [
-        "91350211MA31BN8C5A", "厦门集美顺安危险货物运输有限公司", "厦门市集美区灌口镇安仁大道1号", "", "350211", "G5430", "",
-        "运输单位", "", "黄建华", "0592-6281234", "", "", "", "", "存续", "",
-    ],
-    [
-        "91350303MA1XG6125R", "莆田市涵江区鑫达电镀有限公司", "莆田市涵江区江口镇电镀集控区8号", "", "350303", "3360", "", "产废单位",
-        "登记管理", "黄德明", "0594-3651234", "", "", "", "", "停业", "停产整治",
-    ],
+/// Registered units the extracts cycle through, as rows of every column of
+/// [`HEADER`] but the approval date (no cell holds a comma): real check
+/// characters, existing divisions.
+const UNITS: [&str; 6] = [
+    "91350206MA2XK7P16K,厦门鹭江精密电路有限公司,厦门市湖里区火炬高新区信息光电园创新路18号,,350206,C3982,电子电路制造,产废单位,重点监管,吴国栋,0592-5761234,陈志强,13906051234,118.1846,24.5132,存续,",
+    "91350303MA1XG6125R,莆田市涵江区鑫达电镀有限公司,莆田市涵江区江口镇电镀集控区8号,,350303,3360,,产废单位,登记管理,黄德明,0594-3651234,,,,,注销,",
+    "52350212MAD4H3J9XL,厦门市同安区五显镇明溪村卫生所,厦门市同安区五显镇明溪村委会楼下,厦门市同安区五显镇明溪村明溪里42号,350212,Q8423,,医疗机构,登记管理,苏丽华,13799281234,,,,,存续,",
+    "91350205MA34TR6H50,厦门海沧绿源环境服务有限公司,厦门市海沧区南部工业区港南路66号,,350205,N7724,,经营单位,重点监管,林建伟,0592-6519800,林雅婷,0592-6519876,117.9936,24.4611,存续,",
+    "91350211MA31BN8C5A,厦门集美顺安危险货物运输有限公司,厦门市集美区灌口镇安仁大道1号,,350211,G5430,,运输单位,,黄建华,0592-6281234,,,,,存续,",
+    "91350303MA1XG6125R,莆田市涵江区鑫达电镀有限公司,莆田市涵江区江口镇电镀集控区8号,,350303,3360,,产废单位,登记管理,黄德明,0594-3651234,,,,,停业,停产整治",
 ];
 
 /// How the simulator writes.
@@ -83,9 +66,9 @@ pub fn extract(n: u64, rows: usize, today: NaiveDate) -> String {
     out.push_str("\r\n");
     for i in 0..rows as u64 {
         let k = (n - 1) * rows as u64 + i;
-        let unit = &UNITS[(k % UNITS.len() as u64) as usize];
+        let unit = UNITS[(k % UNITS.len() as u64) as usize];
         let approved = today.checked_sub_days(Days::new(k % 30)).unwrap_or(today);
-        let mut cells: Vec<String> = unit.iter().map(|c| csv_cell(c)).collect();
+        let mut cells: Vec<String> = unit.split(',').map(csv_cell).collect();
         cells.push(approved.format("%Y-%m-%d").to_string());
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
@@ -155,6 +138,9 @@ mod tests {
         assert!(lines[1].ends_with(",2026-11-26"), "{}", lines[1]);
         for l in &lines[1..] {
             assert_eq!(l.split(',').count(), HEADER.len(), "{l}");
+        }
+        for u in UNITS {
+            assert_eq!(u.split(',').count(), HEADER.len() - 1, "{u}");
         }
     }
 

@@ -146,7 +146,9 @@ async fn guard(State(st): State<Arc<Inner>>, req: Request, next: Next) -> Respon
         let mut book = st.book();
         if book.outage {
             book.unavailable += 1;
-            return Answer::text(StatusCode::SERVICE_UNAVAILABLE, "unavailable").retry_after("1").into_response();
+            return Answer::text(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                .retry_after("1")
+                .into_response();
         }
     }
     next.run(req).await

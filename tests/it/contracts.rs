@@ -229,9 +229,10 @@ impl Stage {
 
     /// POSTs `body` to `path` as connector `sender`; returns the status and answer.
     async fn post_as(&self, sender: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, Value), String> {
-        let key = self.keys.get(sender).ok_or_else(|| {
-            format!("connector {sender} has no `api_key_sha256 = [\"${{VAR}}\"]` the harness can give a key")
-        })?;
+        let key = self
+            .keys
+            .get(sender)
+            .ok_or_else(|| format!("connector {sender} has no `api_key_sha256 = [\"${{VAR}}\"]` the harness can give a key"))?;
         let r = self
             .app
             .client
@@ -260,7 +261,10 @@ impl Stage {
                 return Ok(trace);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!("deliveries did not settle within {SETTLE_WITHIN:?}: {}", trace["deliveries"]));
+                return Err(format!(
+                    "deliveries did not settle within {SETTLE_WITHIN:?}: {}",
+                    trace["deliveries"]
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -331,7 +335,13 @@ async fn replay(stage: &Stage, ex: &Example) -> Result<(), String> {
 }
 
 /// Checks `answer`, `outcome` and (delivered) the receipt of one exchange.
-fn check_answer(stage: &Stage, ex: &Example, status: u16, answer: &str, problems: &mut Vec<String>) -> Option<Result<Receipt, DeliveryError>> {
+fn check_answer(
+    stage: &Stage,
+    ex: &Example,
+    status: u16,
+    answer: &str,
+    problems: &mut Vec<String>,
+) -> Option<Result<Receipt, DeliveryError>> {
     if let Some(expected) = &ex.answer {
         match read(expected).and_then(|e| Ok((e, format_of(expected)?))) {
             Ok((e, format)) => {
@@ -364,7 +374,11 @@ async fn answer_only(stage: &Stage, ex: &Example) -> Result<(), String> {
     let (status, answer) = stage.sims.send(&ex.partner, read(&ex.wire)?, content_type_of(&ex.wire)).await?;
     let mut problems = Vec::new();
     check_answer(stage, ex, status, &answer, &mut problems);
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n    ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n    "))
+    }
 }
 
 async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
@@ -375,31 +389,52 @@ async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
         .owner_of(source)
         .ok_or_else(|| format!("no shipped connector sends as source {source:?}"))?;
     if sender.name == ex.partner {
-        return Err(format!("the event's source {source:?} is the partner's own: the hub never sends a partner its own messages"));
+        return Err(format!(
+            "the event's source {source:?} is the partner's own: the hub never sends a partner its own messages"
+        ));
     }
     let (status, body) = stage
-        .post_as(&sender.name, "/api/v1/messages", "application/cloudevents+json", event.to_string().into_bytes())
+        .post_as(
+            &sender.name,
+            "/api/v1/messages",
+            "application/cloudevents+json",
+            event.to_string().into_bytes(),
+        )
         .await?;
     if status != 202 {
         return Err(format!("the hub answered {status} to the canonical event (202 expected): {body}"));
     }
     let id = body["id"].as_str().unwrap_or_default().to_string();
     let trace = stage.settle(&id).await?;
-    let Some(delivery) = trace["deliveries"].as_array().into_iter().flatten().find(|d| d["destination"] == ex.partner.as_str()) else {
-        return Err(format!("the hub did not route the event to {} (deliveries: {})", ex.partner, trace["deliveries"]));
+    let Some(delivery) = trace["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["destination"] == ex.partner.as_str())
+    else {
+        return Err(format!(
+            "the hub did not route the event to {} (deliveries: {})",
+            ex.partner, trace["deliveries"]
+        ));
     };
     let exchanges = stage
         .sims
         .exchanges(&ex.partner)
         .ok_or_else(|| format!("no simulator plays {}", ex.partner))?;
     let Some(got) = exchanges.iter().find(|x| x.ce_id == id) else {
-        return Err(format!("{}'s simulator received nothing for message {id}; last error: {}", ex.partner, delivery["last_error"]));
+        return Err(format!(
+            "{}'s simulator received nothing for message {id}; last error: {}",
+            ex.partner, delivery["last_error"]
+        ));
     };
     let mut problems = Vec::new();
     match read(&ex.wire).and_then(|w| Ok((w, format_of(&ex.wire)?))) {
         Ok((wire, format)) => {
             if let Err(d) = normalise::compare(format, &wire, got.body.as_bytes(), &ex.ignore) {
-                problems.push(format!("the body the partner received differs from {}:\n      {d}", file_name(&ex.wire)));
+                problems.push(format!(
+                    "the body the partner received differs from {}:\n      {d}",
+                    file_name(&ex.wire)
+                ));
             }
         }
         Err(e) => problems.push(e),
@@ -429,14 +464,18 @@ async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
             ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n    ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n    "))
+    }
 }
 
 async fn from_partner_http(stage: &Stage, ex: &Example) -> Result<(), String> {
     let wire = read(&ex.wire)?;
     let ty = ex.message_type.as_deref().unwrap_or_default();
-    let is_cloudevent = Format::of(&ex.wire) == Some(Format::Json)
-        && serde_json::from_slice::<Value>(&wire).is_ok_and(|v| v.get("specversion").is_some());
+    let is_cloudevent =
+        Format::of(&ex.wire) == Some(Format::Json) && serde_json::from_slice::<Value>(&wire).is_ok_and(|v| v.get("specversion").is_some());
     let (path, content_type) = if is_cloudevent {
         ("/api/v1/messages".to_string(), "application/cloudevents+json")
     } else {
@@ -454,7 +493,9 @@ async fn from_partner_http(stage: &Stage, ex: &Example) -> Result<(), String> {
 }
 
 async fn from_partner_file(stage: &Stage, ex: &Example) -> Result<(), String> {
-    let c = stage.connector(&ex.partner).ok_or_else(|| format!("no shipped connector {}", ex.partner))?;
+    let c = stage
+        .connector(&ex.partner)
+        .ok_or_else(|| format!("no shipped connector {}", ex.partner))?;
     let drop = c
         .file_drop
         .as_ref()
@@ -478,7 +519,11 @@ async fn from_partner_file(stage: &Stage, ex: &Example) -> Result<(), String> {
         return Err(format!("{name} went to failed/:\n{reason}"));
     }
     // Newest first from the API: oldest first is file order.
-    let mut new: Vec<String> = stage_messages(stage, &source, &ty).await.into_iter().filter(|id| !before.contains(id)).collect();
+    let mut new: Vec<String> = stage_messages(stage, &source, &ty)
+        .await
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
     new.reverse();
     let mut events = Vec::new();
     for id in &new {
@@ -489,7 +534,8 @@ async fn from_partner_file(stage: &Stage, ex: &Example) -> Result<(), String> {
         (Value::Object(_), 1) => events.remove(0),
         _ => Value::Array(events),
     };
-    normalise::compare_json(expected, got, &ex.ignore).map_err(|d| format!("the stored events differ from {}:\n      {d}", canonical_name(ex)))
+    normalise::compare_json(expected, got, &ex.ignore)
+        .map_err(|d| format!("the stored events differ from {}:\n      {d}", canonical_name(ex)))
 }
 
 /// Ids of the messages from `source` of type `ty` (newest first).
@@ -583,7 +629,9 @@ fn every_shipped_partner_has_a_contract_with_examples() {
             .filter(|d| d.join("exchange.toml").is_file())
             .count();
         if examples == 0 {
-            missing.push(format!("connectors/{stem}.toml: contracts/{name}/examples/ has no example exchange"));
+            missing.push(format!(
+                "connectors/{stem}.toml: contracts/{name}/examples/ has no example exchange"
+            ));
         }
     }
     assert!(missing.is_empty(), "partners without a contract:\n  {}", missing.join("\n  "));
@@ -616,7 +664,11 @@ fn a_malformed_exchange_file_is_named_in_the_error() {
     assert!(errors().contains("needs canonical"), "{}", errors());
 
     std::fs::create_dir_all(tmp.path().join("acme/examples/02-empty")).expect("mkdir");
-    assert!(errors().contains("02-empty: an example folder without exchange.toml"), "{}", errors());
+    assert!(
+        errors().contains("02-empty: an example folder without exchange.toml"),
+        "{}",
+        errors()
+    );
 }
 
 #[tokio::test]
@@ -634,7 +686,10 @@ async fn the_channels_the_harness_cannot_replay_yet_fail_clearly() {
     let ex = exchange::discover(tmp.path()).expect("reads").remove(0);
     assert_eq!(unsupported(&ex), "channel poll not supported by the harness yet");
     let stage = Stage::start().await;
-    assert_eq!(replay(&stage, &ex).await, Err("channel poll not supported by the harness yet".to_string()));
+    assert_eq!(
+        replay(&stage, &ex).await,
+        Err("channel poll not supported by the harness yet".to_string())
+    );
     stage.stop().await;
 }
 
@@ -681,10 +736,18 @@ async fn the_sending_partners_simulators_produce_documents_the_hub_accepts() {
     let name = file_name(&written[0]);
     let done = drop.join("done").join(&name);
     let failed = drop.join("failed").join(&name);
-    assert!(eventually(SETTLE_WITHIN, || async { done.exists() || failed.exists() }).await, "{name} not taken");
+    assert!(
+        eventually(SETTLE_WITHIN, || async { done.exists() || failed.exists() }).await,
+        "{name} not taken"
+    );
     let reason = std::fs::read_to_string(drop.join("failed").join(format!("{name}.reason.txt"))).unwrap_or_default();
     assert!(done.exists(), "{name} failed:\n{reason}");
-    assert_eq!(stage_messages(&stage, "urn:fj:samr:registry", "enterprise-registration").await.len(), 6);
+    assert_eq!(
+        stage_messages(&stage, "urn:fj:samr:registry", "enterprise-registration")
+            .await
+            .len(),
+        6
+    );
     stage.stop().await;
 }
 
@@ -704,7 +767,10 @@ fn the_park_records_match_the_park_contract_schema() {
     let check = |what: &str, bytes: &[u8]| -> Vec<String> {
         let (root, tree) = wastehub::mapping::xml_in::read(bytes, &prefixes).unwrap_or_else(|e| panic!("{what}: {}", e.message));
         assert_eq!(root, "hc:TZJL", "{what}");
-        validator.iter_errors(&tree).map(|e| format!("{what}: {}: {e}", e.instance_path())).collect()
+        validator
+            .iter_errors(&tree)
+            .map(|e| format!("{what}: {}: {e}", e.instance_path()))
+            .collect()
     };
     let mut records: Vec<(String, Vec<u8>)> = exchange::sorted_dirs(&dir.join("examples"))
         .into_iter()

@@ -28,7 +28,10 @@ async fn connector(app: &TestApp, name: &str, probe: bool) -> Value {
 }
 
 async fn status_of(app: &TestApp, name: &str) -> String {
-    connector(app, name, false).await["health"]["status"].as_str().unwrap_or_default().to_string()
+    connector(app, name, false).await["health"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The value of `wastehub_connector_up` for `name` on `/metrics`.
@@ -44,7 +47,9 @@ async fn gauge(app: &TestApp, name: &str) -> Option<f64> {
         .await
         .expect("text");
     let prefix = format!("wastehub_connector_up{{connector=\"{name}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A port nothing listens on.
@@ -75,9 +80,15 @@ async fn the_connector_list_needs_the_operator_token_and_shows_every_connector()
     assert_eq!(cell["kind"], "http_json");
     assert_eq!(cell["directions"], serde_json::json!(["inbound"]));
     assert_eq!(cell["health"]["status"], "unknown");
-    assert!(cell["health"]["detail"].as_str().unwrap_or("").contains("nothing to probe"), "{cell}");
+    assert!(
+        cell["health"]["detail"].as_str().unwrap_or("").contains("nothing to probe"),
+        "{cell}"
+    );
     let dest = &list[1];
-    assert_eq!((dest["enabled"].as_bool(), dest["description"].as_str()), (Some(true), Some("a partner")));
+    assert_eq!(
+        (dest["enabled"].as_bool(), dest["description"].as_str()),
+        (Some(true), Some("a partner"))
+    );
     assert_eq!(dest["directions"], serde_json::json!(["outbound"]));
     assert_eq!(dest["health"]["status"], "unknown", "not probed: the interval is 0 in tests");
     assert!(dest["health"]["checked_at"].is_null());
@@ -106,7 +117,10 @@ async fn a_down_partner_is_reported_down_and_up_again_after_it_recovers() {
     spec.connectors.push(partner("health-gone", &refused, "2s", ""));
     let app = TestApp::spawn(spec).await;
     assert!(
-        eventually(Duration::from_secs(10), || async { status_of(&app, "health-flaky").await == "down" }).await,
+        eventually(Duration::from_secs(10), || async {
+            status_of(&app, "health-flaky").await == "down"
+        })
+        .await,
         "{}",
         connector(&app, "health-flaky", false).await
     );
@@ -135,11 +149,19 @@ async fn a_partner_in_its_maintenance_window_is_reported_so_and_not_probed() {
     let mut spec = HubSpec::new().config("[health]\ninterval = \"200ms\"");
     spec.connectors.push(partner("health-resting", &p.url, "2s", windows));
     let app = TestApp::spawn(spec).await;
-    assert!(eventually(Duration::from_secs(10), || async { status_of(&app, "health-resting").await == "maintenance" }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            status_of(&app, "health-resting").await == "maintenance"
+        })
+        .await
+    );
     let on_demand = connector(&app, "health-resting", true).await;
     assert_eq!(on_demand["health"]["status"], "maintenance", "{on_demand}");
     assert!(
-        on_demand["health"]["detail"].as_str().unwrap_or("").contains("maintenance window until"),
+        on_demand["health"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("maintenance window until"),
         "{on_demand}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -188,7 +210,10 @@ async fn receivers_report_their_own_health() {
     let app = TestApp::spawn(spec).await;
     assert!(eventually(Duration::from_secs(10), || async { status_of(&app, "health-folder").await == "up" }).await);
     assert!(
-        eventually(Duration::from_secs(10), || async { status_of(&app, "health-broker").await == "down" }).await,
+        eventually(Duration::from_secs(10), || async {
+            status_of(&app, "health-broker").await == "down"
+        })
+        .await,
         "{}",
         connector(&app, "health-broker", false).await
     );
@@ -201,7 +226,12 @@ async fn receivers_report_their_own_health() {
     // The drop folder replaced by a file: down; the folder back: up.
     std::fs::remove_dir_all(&drop).expect("rm");
     std::fs::write(&drop, b"not a folder").expect("write");
-    assert!(eventually(Duration::from_secs(10), || async { status_of(&app, "health-folder").await == "down" }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            status_of(&app, "health-folder").await == "down"
+        })
+        .await
+    );
     assert_eq!(gauge(&app, "health-folder").await, Some(0.0));
     std::fs::remove_file(&drop).expect("rm");
     assert!(eventually(Duration::from_secs(10), || async { status_of(&app, "health-folder").await == "up" }).await);

@@ -192,7 +192,10 @@ async fn mqtt_cloudevent_and_park_document_are_committed_and_delivered() {
     let (status, view) = app.op_get(&format!("/api/v1/connectors/{}", n.connector)).await;
     assert_eq!((status, &view["health"]["status"]), (200, &json!("up")), "{view}");
     assert!(
-        view["health"]["detail"].as_str().unwrap_or("").starts_with("connected to the broker"),
+        view["health"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("connected to the broker"),
         "{view}"
     );
 

@@ -185,10 +185,7 @@ pub fn parse(file: &Path, partner: &str) -> Result<Example, Vec<String>> {
     }
     Ok(Example {
         partner: partner.to_string(),
-        name: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         description: raw.description,
         direction: raw.direction,
         message_type: raw.message_type,

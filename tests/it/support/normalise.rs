@@ -353,13 +353,18 @@ mod tests {
         let ignore = vec!["/x:H/x:Id".to_string()];
         assert_eq!(compare(Format::Xml, e, a, &ignore), Ok(()));
         let missing = br#"<A xmlns="urn:x"><H/><B>1</B></A>"#;
-        assert!(compare(Format::Xml, e, missing, &ignore).unwrap_err().contains("missing"));
+        assert!(compare(Format::Xml, e, missing, &ignore).expect_err("missing").contains("missing"));
         let j = |s: &str| s.as_bytes().to_vec();
         assert_eq!(
-            compare(Format::Json, &j(r#"{"id":"a","x":[1,2]}"#), &j(r#"{"x":[1,2],"id":"b"}"#), &["/id".into()]),
+            compare(
+                Format::Json,
+                &j(r#"{"id":"a","x":[1,2]}"#),
+                &j(r#"{"x":[1,2],"id":"b"}"#),
+                &["/id".into()]
+            ),
             Ok(())
         );
-        let err = compare(Format::Json, &j(r#"{"x":{"y":"1"}}"#), &j(r#"{"x":{"y":"1.0"}}"#), &[]).unwrap_err();
+        let err = compare(Format::Json, &j(r#"{"x":{"y":"1"}}"#), &j(r#"{"x":{"y":"1.0"}}"#), &[]).expect_err("differs");
         assert!(err.contains("/x/y"), "{err}");
     }
 }
