@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::admin::openapi::ApiDoc;
 use crate::backlog::Backlog;
 use crate::config::{Config, Loaded};
+use crate::connectors::health::{HealthBoard, Prober};
 use crate::deliver::{Engine, Wakers};
 use crate::ingest::auth::Partners;
 use crate::ingest::commit::Committer;
@@ -83,6 +84,10 @@ pub struct Inner {
     pub backlog: Arc<Backlog>,
     /// Dispatcher wake-ups.
     pub wakers: Wakers,
+    /// Every connector's health (probes and receivers' reports).
+    pub health: HealthBoard,
+    /// Probes the outbound connectors on demand and periodically.
+    pub prober: Prober,
     shutting_down: AtomicBool,
 }
 
@@ -269,6 +274,15 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     )
     .await?;
 
+    // One board for every connector's health: probes of the outbound
+    // partners (periodic unless the interval is 0) and the receivers' reports.
+    let health = HealthBoard::new(&loaded.connectors);
+    let prober = Prober::new(health.clone(), engine.outbounds(), &loaded.connectors);
+    let health_stop = CancellationToken::new();
+    if !cfg.health.interval.0.is_zero() {
+        background.spawn(prober.clone().run(cfg.health.interval.0, health_stop.clone()));
+    }
+
     let state = AppState(Arc::new(Inner {
         config: cfg.clone(),
         store: store.clone(),
@@ -291,6 +305,8 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         committer,
         backlog,
         wakers,
+        health,
+        prober,
         shutting_down: AtomicBool::new(false),
     }));
     // Connector kinds that receive on their own (a broker subscription, a
@@ -336,6 +352,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         Err(_) => tracing::warn!("Some HTTP requests did not finish within the grace period."),
     }
     receivers_stop.cancel();
+    health_stop.cancel();
     if tokio::time::timeout(left(), async { while receivers.join_next().await.is_some() {} })
         .await
         .is_err()

@@ -38,6 +38,11 @@ pub const RECEIVER_MESSAGES_TOTAL: &str = "wastehub_receiver_messages_total";
 /// 1 while a receiving connector is connected to its source, else 0: label `connector`.
 pub const RECEIVER_CONNECTED: &str = "wastehub_receiver_connected";
 
+/// 1 while a connector's last healthcheck (a probe of an outbound partner,
+/// or a receiver's own report) found it usable, 0 when not: label `connector`.
+/// Not changed while a partner is in a maintenance window or not yet checked.
+pub const CONNECTOR_UP: &str = "wastehub_connector_up";
+
 /// Label: the connector a receiver belongs to.
 pub const LABEL_CONNECTOR: &str = "connector";
 /// Label: the destination connector.

@@ -1,7 +1,8 @@
 //! The operations API: trace, list, replay, per-destination counts,
-//! health, readiness and metrics. Everything but the health probes needs the operator
+//! connectors and their health, readiness and metrics. Everything but the health probes needs the operator
 //! token (separate from partner keys).
 
+pub mod connectors;
 pub mod destinations;
 pub mod health;
 pub mod messages;
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(messages::router())
         .merge(destinations::router())
+        .merge(connectors::router())
         .merge(replay::router())
         .merge(health::router())
 }

@@ -1,20 +1,30 @@
-//! `wastehub simulate <partner>`: serves a partner's contract on a local
-//! address, for tests, the demo and a partner's own integration work.
+//! `wastehub simulate <partner>`: plays a partner's part locally, for tests,
+//! the demo and a partner's own integration work. Partners the hub sends to
+//! (`national`, `provincial`) are served on a local address; partners that
+//! send to the hub are played as senders: `park-xiamen-haicang` posts its
+//! XML ledger records to a hub, `market-regulation` writes registry
+//! extracts into the hub's drop folder.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
+use crate::config::{HumanDuration, Secret};
+use crate::sim::market_regulation::{self, DropConfig};
 use crate::sim::national::{NationalConfig, NationalSim};
+use crate::sim::park::{self, ParkConfig};
 use crate::sim::provincial::{ProvincialConfig, ProvincialSim};
 use crate::sim::qinqing::{NOTICES_PATH, QinqingConfig, QinqingSim};
+
+/// The partners with a simulator.
+const PARTNERS: &str = "national, provincial, qinqing, park-xiamen-haicang, market-regulation";
 
 /// Arguments of `wastehub simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// The partner: `national`, `provincial` or `qinqing`.
+    /// The partner: `national`, `provincial`, `qinqing`, `park-xiamen-haicang` or `market-regulation`.
     pub partner: String,
     /// Listen address (default: the address the shipped connector calls:
     /// 127.0.0.1:9102 national, 127.0.0.1:9101 provincial, 127.0.0.1:9105 qinqing).
@@ -37,7 +47,7 @@ pub struct SimulateArgs {
         hide_env_values = true
     )]
     pub client_secret: String,
-    /// Qinqing: the HMAC-SM3 secret shared with the hub (default: the
+    /// qinqing: the HMAC-SM3 secret shared with the hub (default: the
     /// simulator's development secret).
     #[arg(
         long,
@@ -46,106 +56,167 @@ pub struct SimulateArgs {
         hide_env_values = true
     )]
     pub signing_secret: String,
-    /// Qinqing: the hub's base URL, where `POST /_sim/reply` posts replies.
-    #[arg(long, env = "QINQING_HUB_URL", default_value = "http://127.0.0.1:8080")]
-    pub hub_url: String,
-    /// Qinqing: the platform's API key at the hub (its SHA-256 is the
+    /// qinqing: the platform's API key at the hub (its SHA-256 is the
     /// connector's `QINQING_KEY_SHA256`); without it no reply can be posted.
     #[arg(long, env = "QINQING_HUB_KEY", default_value = "", hide_env_values = true)]
     pub hub_key: String,
+    /// park-xiamen-haicang and qinqing: the hub's base URL (where records
+    /// and replies are posted).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub hub: String,
+    /// park-xiamen-haicang: the park's API key (made by `wastehub keygen`;
+    /// its digest goes into PARK_XM_HAICANG_KEY_SHA256).
+    #[arg(long, env = "PARK_XM_HAICANG_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// market-regulation: the drop folder the hub watches (MARKET_DROP_DIR).
+    #[arg(long, env = "MARKET_DROP_DIR", default_value = "data/drop/market-regulation")]
+    pub drop: PathBuf,
+    /// market-regulation: rows per extract file.
+    #[arg(long, default_value_t = 5)]
+    pub rows: usize,
+    /// Senders: pause between two records (park) or files (market-regulation).
+    #[arg(long, value_parser = HumanDuration::parse)]
+    pub interval: Option<HumanDuration>,
+    /// Senders: stop after this many records or files.
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
-/// Runs a simulator until Ctrl-C.
+/// Runs a simulator until Ctrl-C (a sender also stops after `--count`).
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.fail_share) {
         anyhow::bail!("--fail-share must be between 0 and 1");
     }
     let stop = CancellationToken::new();
-    let listen = args.listen.clone().unwrap_or_else(|| {
-        match args.partner.as_str() {
-            "provincial" => "127.0.0.1:9101",
-            "qinqing" => "127.0.0.1:9105",
-            _ => "127.0.0.1:9102",
-        }
-        .to_string()
-    });
+    tokio::spawn(super::signal_on(stop.clone()));
     match args.partner.as_str() {
-        "national" => {
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let sim = NationalSim::start(
-                listener,
-                NationalConfig {
-                    client_id: args.client_id,
-                    client_secret: args.client_secret,
-                    token_lifetime: Duration::from_secs(3600),
-                    rate_per_second: args.rate,
-                    fail_share: args.fail_share,
-                },
-                stop.clone(),
-            )?;
-            println!("national system simulator on {}", sim.url(""));
-            println!("  token endpoint:    {}", sim.url("/oauth/token"));
-            println!("  exchange endpoint: {}", sim.url("/exchange"));
-            println!(
-                "  accepted so far:   {}  (outage: POST /_sim/outage {{\"down\": true}})",
-                sim.url("/_sim/accepted")
-            );
-        }
-        "provincial" => {
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let sim = ProvincialSim::start(
-                listener,
-                ProvincialConfig {
-                    token: std::env::var("PROVINCIAL_TOKEN").unwrap_or_default(),
-                    fail_share: args.fail_share,
-                },
-                stop.clone(),
-            )?;
-            println!("provincial system simulator on {}", sim.url(""));
-            println!("  events endpoint:   {}", sim.url("/events"));
-            println!("  accepted so far:   {}", sim.url("/_sim/accepted"));
-        }
-        "qinqing" => {
-            if args.signing_secret.len() < 16 {
-                anyhow::bail!("--signing-secret must be at least 16 characters, as the hub's signature.secret");
-            }
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let sim = QinqingSim::start(
-                listener,
-                QinqingConfig {
-                    signing_secret: Secret::new(args.signing_secret),
-                    fail_share: args.fail_share,
-                    hub_url: Some(args.hub_url.clone()),
-                    hub_key: Secret::new(args.hub_key.clone()),
-                },
-                stop.clone(),
-            )?;
-            println!("Qinqing service platform simulator on {}", sim.url(""));
-            println!("  notices endpoint:  {}  (HMAC-SM3 signed)", sim.url(NOTICES_PATH));
-            println!("  accepted so far:   {}", sim.url("/_sim/accepted"));
-            println!(
-                "  replies go to:     {}/api/v1/documents/prompt{}",
-                args.hub_url.trim_end_matches('/'),
-                if args.hub_key.is_empty() {
-                    "  (no --hub-key: replies cannot be posted)"
-                } else {
-                    ""
-                }
-            );
-            println!(
-                "  reply to a notice: curl -X POST {} -H 'content-type: application/json' -d '{{\"noticeId\": \"<noticeId>\", \"replyType\": \"02\"}}'",
-                sim.url("/_sim/reply")
-            );
-        }
-        other => anyhow::bail!("no simulator for {other:?}; available: national, provincial, qinqing"),
+        "national" => national(&args, stop.clone()).await?,
+        "provincial" => provincial(&args, stop.clone()).await?,
+        "qinqing" => qinqing(&args, stop.clone()).await?,
+        "park-xiamen-haicang" => return park_sender(args, stop).await,
+        "market-regulation" => return market_sender(args, stop).await,
+        other => anyhow::bail!("no simulator for {other:?}; available: {PARTNERS}"),
     }
-    tokio::signal::ctrl_c().await?;
-    stop.cancel();
+    stop.cancelled().await;
+    Ok(())
+}
+
+async fn national(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:9102".into());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let sim = NationalSim::start(
+        listener,
+        NationalConfig {
+            client_id: args.client_id.clone(),
+            client_secret: args.client_secret.clone(),
+            token_lifetime: Duration::from_secs(3600),
+            rate_per_second: args.rate,
+            fail_share: args.fail_share,
+        },
+        stop,
+    )?;
+    println!("national system simulator on {}", sim.url(""));
+    println!("  token endpoint:    {}", sim.url("/oauth/token"));
+    println!("  exchange endpoint: {}", sim.url("/exchange"));
+    println!(
+        "  accepted so far:   {}  (outage: POST /_sim/outage {{\"down\": true}})",
+        sim.url("/_sim/accepted")
+    );
+    println!("  every request:     {}", sim.url("/_sim/exchanges"));
+    Ok(())
+}
+
+async fn provincial(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:9101".into());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let sim = ProvincialSim::start(
+        listener,
+        ProvincialConfig {
+            token: std::env::var("PROVINCIAL_TOKEN").unwrap_or_default(),
+            fail_share: args.fail_share,
+        },
+        stop,
+    )?;
+    println!("provincial system simulator on {}", sim.url(""));
+    println!("  events endpoint:   {}", sim.url("/events"));
+    println!("  accepted so far:   {}", sim.url("/_sim/accepted"));
+    println!("  every request:     {}", sim.url("/_sim/exchanges"));
+    Ok(())
+}
+
+async fn qinqing(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    if args.signing_secret.len() < 16 {
+        anyhow::bail!("--signing-secret must be at least 16 characters, as the hub's signature.secret");
+    }
+    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:9105".into());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let sim = QinqingSim::start(
+        listener,
+        QinqingConfig {
+            signing_secret: Secret::new(args.signing_secret.clone()),
+            fail_share: args.fail_share,
+            hub_url: Some(args.hub.clone()),
+            hub_key: Secret::new(args.hub_key.clone()),
+        },
+        stop,
+    )?;
+    println!("Qinqing service platform simulator on {}", sim.url(""));
+    println!("  notices endpoint:  {}  (HMAC-SM3 signed)", sim.url(NOTICES_PATH));
+    println!("  accepted so far:   {}", sim.url("/_sim/accepted"));
+    println!(
+        "  replies go to:     {}/api/v1/documents/prompt{}",
+        args.hub.trim_end_matches('/'),
+        if args.hub_key.is_empty() {
+            "  (no --hub-key: replies cannot be posted)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  reply to a notice: curl -X POST {} -H 'content-type: application/json' -d '{{\"noticeId\": \"<noticeId>\", \"replyType\": \"02\"}}'",
+        sim.url("/_sim/reply")
+    );
+    Ok(())
+}
+
+async fn park_sender(args: SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let key = args.key.context("--key (or PARK_XM_HAICANG_KEY) is required: the park's API key")?;
+    let cfg = ParkConfig {
+        hub: args.hub.clone(),
+        key,
+        interval: args.interval.map_or(Duration::from_secs(5), |d| d.0),
+        count: args.count,
+    };
+    println!(
+        "Haicang park cell platform simulator: posting GBK XML ledger records to {}/api/v1/documents/ledger-entry",
+        args.hub.trim_end_matches('/')
+    );
+    park::run(cfg, stop, |s| {
+        println!("  {} -> {} {}", s.batch, s.status, s.answer.chars().take(200).collect::<String>());
+    })
+    .await?;
+    Ok(())
+}
+
+async fn market_sender(args: SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let cfg = DropConfig {
+        dir: args.drop.clone(),
+        interval: args.interval.map_or(Duration::from_secs(60), |d| d.0),
+        rows: args.rows,
+        count: args.count,
+    };
+    println!(
+        "market regulation registry simulator: writing GB18030 CSV extracts into {}",
+        args.drop.display()
+    );
+    market_regulation::run(cfg, stop, |p| println!("  wrote {}", p.display()))
+        .await
+        .with_context(|| format!("writing into {}", args.drop.display()))?;
     Ok(())
 }

@@ -28,6 +28,18 @@ pub enum ConnectorKind {
     File,
 }
 
+impl ConnectorKind {
+    /// The kind as written in a connector file (`http_json`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpJson => "http_json",
+            Self::HttpXml => "http_xml",
+            Self::Mqtt => "mqtt",
+            Self::File => "file",
+        }
+    }
+}
+
 /// A connector file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -45,6 +45,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Operator access.
     pub admin: AdminConfig,
+    /// Connector healthchecks.
+    pub health: HealthConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -153,6 +155,15 @@ pub struct AdminConfig {
     pub operator_token_sha256: Secret,
 }
 
+/// `[health]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Pause between two probes of every outbound connector; `"0s"` probes
+    /// only on demand (`GET /api/v1/connectors/{name}?probe=true`).
+    pub interval: HumanDuration,
+}
+
 /// `[log]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,5 +259,6 @@ mod tests {
         assert_eq!(cfg.server.listen.port(), 8080);
         assert_eq!(cfg.ingest.max_body.0, 1 << 20);
         assert_eq!(cfg.database.sqlite_synchronous, SqliteSynchronous::Full);
+        assert_eq!(cfg.health.interval.0, std::time::Duration::from_secs(60));
     }
 }

@@ -166,13 +166,20 @@ impl HttpJsonConnector {
             // The token was revoked or expired early: fetch a new one next time.
             o.invalidate().await;
         }
-        if let Some(fault) = self.answers.fault(status, &body) {
+        self.assess(status, retry_after, &body)
+    }
+
+    /// What the partner's answer means by this connector's rules: a SOAP
+    /// fault, else the ack rules ([`judge`]) over the answer read as JSON or
+    /// XML. The contract tests ask it what an example's answer means.
+    pub fn assess(&self, status: u16, retry_after: Option<Duration>, body: &str) -> Result<Receipt, DeliveryError> {
+        if let Some(fault) = self.answers.fault(status, body) {
             return Err(fault);
         }
         let tree = (self.ack.body_field.is_some() || self.ack.receipt_field.is_some())
-            .then(|| self.answers.read(&body))
+            .then(|| self.answers.read(body))
             .flatten();
-        judge(&self.ack, status, retry_after, &body, tree.as_ref())
+        judge(&self.ack, status, retry_after, body, tree.as_ref())
     }
 }
 

@@ -6,6 +6,7 @@
 //! `deliver` stage decides what to do with it (schedule, dead letter).
 
 pub mod file;
+pub mod health;
 pub mod http_json;
 pub mod http_xml;
 pub mod mqtt;
@@ -90,7 +91,9 @@ pub trait Outbound: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Sends one message; classifies any failure.
     fn deliver<'a>(&'a self, msg: Outgoing<'a>) -> BoxFuture<'a, Result<Receipt, DeliveryError>>;
-    /// A side-effect-free probe that the partner is reachable.
+    /// A side-effect-free probe that the partner is reachable: it sends no
+    /// message, changes nothing at the partner, and ends within the
+    /// connector's timeout. Run by [`health::Prober`].
     fn healthcheck(&self) -> BoxFuture<'_, Result<(), DeliveryError>>;
 }
 
@@ -139,7 +142,10 @@ pub type Receiver = BoxFuture<'static, ()>;
 /// receive on their own (HTTP kinds receive through the hub's endpoints and
 /// have none). The task hands what it receives to `sink`, acknowledges its
 /// source only after the commit, and returns when `stop` fires. `store`
-/// keeps what a kind must remember across restarts.
+/// keeps what a kind must remember across restarts. It reports whether its
+/// source can be used through `sink.health()` ([`health::HealthReporter`]):
+/// `up`/`down` on every change or check, so operators see it in
+/// `GET /api/v1/connectors`.
 pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
     match (cfg.kind, &cfg.mqtt) {
         (ConnectorKind::HttpJson | ConnectorKind::HttpXml, _) => Ok(None),

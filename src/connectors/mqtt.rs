@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Receiver;
+use super::health::HealthReporter;
 use crate::config::mqtt::{MAX_PACKET, MqttConfig, MqttFormat, MqttTopic, broker_address};
 use crate::error::ApiError;
 use crate::ingest::sink::{Sink, Submitted, is_transient};
@@ -36,8 +37,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const DISCONNECT_WITHIN: Duration = Duration::from_secs(2);
 
 /// Whether the connector is connected to its broker: its healthcheck. The
-/// state is also published as the `wastehub_receiver_connected` gauge, and
-/// every change is logged.
+/// state is also published as the `wastehub_receiver_connected` gauge,
+/// every change is logged, and the receiver reports it to the health board
+/// (`GET /api/v1/connectors`) with what it found.
 #[derive(Clone, Debug, Default)]
 pub struct Health(Arc<AtomicBool>);
 
@@ -108,6 +110,7 @@ impl MqttConnector {
             net.set_connection_timeout(self.cfg.connect_timeout.0.as_secs().max(1));
             events.set_network_options(net);
             let (tx, rx) = mpsc::channel(self.cfg.inflight.max(1));
+            let reporter = sink.health();
             let handler = Handler {
                 name: self.name.clone(),
                 client: client.clone(),
@@ -116,7 +119,7 @@ impl MqttConnector {
                 max_payload: self.cfg.max_payload.as_usize(),
             };
             let handling = tokio::spawn(handler.run(rx, stop.clone()));
-            self.poll(&client, &mut events, tx, &stop).await;
+            self.poll(&client, &mut events, tx, &stop, &reporter).await;
             // The handler finishes the message in hand (its commit and ack)
             // and stops; then the queued acks go out before the DISCONNECT,
             // which keeps the session (and its unacknowledged messages).
@@ -132,11 +135,19 @@ impl MqttConnector {
             })
             .await;
             self.health.set(&self.name, false);
+            reporter.unknown("the receiver has stopped");
             tracing::info!(connector = %self.name, "MQTT receiver stopped.");
         })
     }
 
-    async fn poll(&self, client: &AsyncClient, events: &mut EventLoop, tx: mpsc::Sender<Publish>, stop: &CancellationToken) {
+    async fn poll(
+        &self,
+        client: &AsyncClient,
+        events: &mut EventLoop,
+        tx: mpsc::Sender<Publish>,
+        stop: &CancellationToken,
+        reporter: &HealthReporter,
+    ) {
         let mut backoff = FIRST_BACKOFF;
         metrics::gauge!(RECEIVER_CONNECTED, LABEL_CONNECTOR => self.name.clone()).set(0.0);
         loop {
@@ -168,7 +179,13 @@ impl MqttConnector {
                     // Healthy once the broker took every subscription.
                     if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
                         tracing::error!(connector = %self.name, "The MQTT broker refused a subscription (check its ACL).");
+                        reporter.down("connected, but the broker refused a subscription (check its ACL)");
                     } else {
+                        // The board first: whoever sees the gauge at 1 finds it up there too.
+                        reporter.up(format!(
+                            "connected to the broker; {} topic filter(s) subscribed",
+                            ack.return_codes.len()
+                        ));
                         self.health.set(&self.name, true);
                     }
                 }
@@ -189,6 +206,7 @@ impl MqttConnector {
                         tracing::warn!(connector = %self.name, error = %e, retry_in = ?backoff, "MQTT broker not reachable; will retry.");
                     }
                     self.health.set(&self.name, false);
+                    reporter.down(format!("not connected to the broker: {e}"));
                     tokio::select! {
                         () = stop.cancelled() => return,
                         () = tokio::time::sleep(backoff) => {}

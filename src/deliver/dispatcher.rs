@@ -37,7 +37,7 @@ pub struct Destination {
 
 impl Destination {
     /// Wraps a built connector with its limits from config.
-    pub fn new(name: String, outbound: Box<dyn Outbound>, cfg: &OutboundConfig, notify: Arc<Notify>, renderer: Renderer) -> Self {
+    pub fn new(name: String, outbound: Arc<dyn Outbound>, cfg: &OutboundConfig, notify: Arc<Notify>, renderer: Renderer) -> Self {
         let limiter = cfg.rate_limit.and_then(|rl| {
             let per_second = NonZeroU32::new(rl.per_second)?;
             let burst = NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN);
@@ -45,7 +45,7 @@ impl Destination {
         });
         Self {
             name: name.into(),
-            outbound: Arc::from(outbound),
+            outbound,
             limiter,
             slots: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             schedule: Arc::new(cfg.retry_schedule.clone()),

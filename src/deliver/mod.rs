@@ -12,7 +12,7 @@ pub mod maintenance;
 pub mod render;
 pub mod schedule;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -53,6 +53,8 @@ pub struct Engine {
     tasks: JoinSet<()>,
     /// Stops claiming; attempts in flight finish within the grace period.
     stop: CancellationToken,
+    /// The outbound connectors, by destination (shared with the healthchecks).
+    outbounds: BTreeMap<String, Arc<dyn connectors::Outbound>>,
 }
 
 impl Engine {
@@ -69,10 +71,13 @@ impl Engine {
         let (completions, completer) = completer::Completer::new(store.clone(), node.to_string(), backlog);
         let mut wakers = HashMap::new();
         let mut destinations = Vec::new();
+        let mut outbounds = BTreeMap::new();
         for c in connectors.iter().filter(|c| c.enabled) {
             let (Some(outbound), Some(out_cfg)) = (connectors::build(c)?, c.outbound.as_ref()) else {
                 continue;
             };
+            let outbound: Arc<dyn connectors::Outbound> = Arc::from(outbound);
+            outbounds.insert(c.name.clone(), outbound.clone());
             let notify = Arc::new(Notify::new());
             wakers.insert(c.name.clone(), notify.clone());
             let renderer = render::Renderer::new(mappings.clone(), out_cfg.mappings.clone());
@@ -87,7 +92,13 @@ impl Engine {
             tasks.spawn(d.run(store.clone(), cfg.clone(), node.to_string(), completions.clone(), stop.clone()));
         }
         drop(completions);
-        Ok((Self { tasks, stop }, wakers))
+        Ok((Self { tasks, stop, outbounds }, wakers))
+    }
+
+    /// The outbound connectors of the enabled destinations, by name: the
+    /// same instances the dispatchers use (one HTTP client per partner).
+    pub fn outbounds(&self) -> &BTreeMap<String, Arc<dyn connectors::Outbound>> {
+        &self.outbounds
     }
 
     /// Stops claiming and waits for attempts in flight, at most `grace`.

@@ -16,6 +16,7 @@ use super::auth::Partner;
 use super::document::{inbound_mapping, submit_document};
 use super::{one, refuse_when_full};
 use crate::app::AppState;
+use crate::connectors::health::HealthReporter;
 use crate::error::ApiError;
 
 /// Hands received messages to the ingest pipeline as one partner.
@@ -23,6 +24,7 @@ use crate::error::ApiError;
 pub struct Sink {
     app: AppState,
     partner: Partner,
+    health: HealthReporter,
 }
 
 /// The result of a committed submission.
@@ -38,7 +40,14 @@ impl Sink {
     /// A sink for connector `name`; `None` when it has no enabled `[inbound]`.
     pub fn new(app: AppState, name: &str) -> Option<Self> {
         let partner = app.partners.named(name)?.clone();
-        Some(Self { app, partner })
+        let health = app.health.reporter(name);
+        Some(Self { app, partner, health })
+    }
+
+    /// Where the receiver reports whether its source can be used (shown by
+    /// `GET /api/v1/connectors`, gauge `wastehub_connector_up`).
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
     }
 
     /// The partner's connector name.

@@ -3,9 +3,13 @@
 //! endpoint (client credentials), the XML exchange endpoint that checks the
 //! token, enforces the published rate limit with `429`, fails a configurable
 //! share of requests with `503`, answers `503` during an outage or a
-//! maintenance period, validates each document against the contract schema
-//! and answers with an XML ack code, and records what it accepted so a test
-//! or the demo can compare (`GET /_sim/accepted`).
+//! maintenance period (every request, whatever its method), validates each
+//! document against the contract schema and answers with an XML ack code,
+//! and records what it accepted (`GET /_sim/accepted`) and every exchange
+//! request with its answer (`GET /_sim/exchanges`) so a test or the demo can
+//! compare. A valid document whose `nx:Header/nx:MessageId` starts with
+//! `SIM-E500` is answered `E500` (a temporary failure on demand, as payment
+//! sandboxes do with test card numbers).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -14,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -24,10 +29,13 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::{Answer, Exchange, ExchangeLog};
 use crate::mapping::xml_in::{self, Prefixes};
 
 /// The national contract's namespace.
 pub const NAMESPACE: &str = "urn:wastehub:proposed:national:v1";
+/// Message ids starting with this are answered `E500` (see the module docs).
+pub const E500_TRIGGER: &str = "SIM-E500";
 const MANIFEST_SCHEMA: &str = include_str!("../../contracts/national/manifest.schema.json");
 const LEDGER_SCHEMA: &str = include_str!("../../contracts/national/ledger-entry.schema.json");
 
@@ -103,6 +111,7 @@ struct Book {
     tokens: HashMap<String, Instant>,
     counts: Counts,
     outage: bool,
+    exchanges: ExchangeLog,
 }
 
 struct Inner {
@@ -138,10 +147,14 @@ impl NationalSim {
             book: Mutex::new(Book::default()),
             started: Instant::now(),
         });
-        let app = Router::new()
+        let partner = Router::new()
             .route("/oauth/token", post(token))
             .route("/exchange", post(exchange))
+            .layer(axum::middleware::from_fn_with_state(inner.clone(), guard));
+        let app = Router::new()
+            .merge(partner)
             .route("/_sim/accepted", get(accepted))
+            .route("/_sim/exchanges", get(exchanges))
             .route("/_sim/counts", get(counts))
             .route("/_sim/outage", post(outage))
             .with_state(inner.clone());
@@ -164,9 +177,26 @@ impl NationalSim {
         self.inner.book().counts.clone()
     }
 
+    /// Every exchange request (the last 1024) with the answer given, oldest first.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.inner.book().exchanges.all()
+    }
+
     /// Starts or ends an outage (every request answered `503`).
     pub fn set_outage(&self, down: bool) {
         self.inner.book().outage = down;
+    }
+
+    /// Forgets what was accepted, counted and exchanged (receipt numbers
+    /// start again at `GF0000000001`); issued tokens stay valid.
+    pub fn reset(&self) {
+        let mut book = self.inner.book();
+        let tokens = std::mem::take(&mut book.tokens);
+        *book = Book {
+            tokens,
+            outage: book.outage,
+            ..Book::default()
+        };
     }
 }
 
@@ -176,9 +206,21 @@ impl Inner {
     }
 }
 
-fn unavailable(book: &mut Book, why: &str) -> Response {
+fn unavailable(book: &mut Book, why: &str) -> Answer {
     book.counts.unavailable += 1;
-    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], why.to_string()).into_response()
+    Answer::text(StatusCode::SERVICE_UNAVAILABLE, why).retry_after("1")
+}
+
+/// During an outage every request to the partner endpoints, whatever its
+/// method (a healthcheck's `OPTIONS` too), is answered `503`.
+async fn guard(State(st): State<Arc<Inner>>, req: Request, next: Next) -> Response {
+    {
+        let mut book = st.book();
+        if book.outage {
+            return unavailable(&mut book, "maintenance").into_response();
+        }
+    }
+    next.run(req).await
 }
 
 #[derive(Deserialize)]
@@ -188,9 +230,6 @@ struct TokenForm {
 
 async fn token(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     let mut book = st.book();
-    if book.outage {
-        return unavailable(&mut book, "maintenance");
-    }
     let form: Option<TokenForm> = serde_urlencoded_form(&body);
     if form.as_ref().is_none_or(|f| f.grant_type != "client_credentials") {
         return (
@@ -221,7 +260,7 @@ async fn token(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) ->
 }
 
 /// An XML ack: `code`, and either a receipt id or a message (text, escaped).
-fn ack(code: &str, element: &str, text: &str) -> Response {
+fn ack(code: &str, element: &str, text: &str) -> Answer {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -231,22 +270,25 @@ fn ack(code: &str, element: &str, text: &str) -> Response {
             c => escaped.push(c),
         }
     }
-    (
+    Answer::new(
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        "application/xml; charset=utf-8",
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><nx:Ack xmlns:nx=\"{NAMESPACE}\"><nx:Code>{code}</nx:Code><nx:{element}>{escaped}</nx:{element}></nx:Ack>"
         ),
     )
-        .into_response()
 }
 
 async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let answer = answer_exchange(&st, &headers, &body);
+    let record = answer.record(&headers, &body);
+    st.book().exchanges.push(record);
+    answer.into_response()
+}
+
+fn answer_exchange(st: &Inner, headers: &HeaderMap, body: &[u8]) -> Answer {
     {
         let mut book = st.book();
-        if book.outage {
-            return unavailable(&mut book, "maintenance");
-        }
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -254,17 +296,17 @@ async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
             .unwrap_or_default();
         if book.tokens.get(token).is_none_or(|exp| *exp < Instant::now()) {
             book.counts.unauthorized += 1;
-            return (StatusCode::UNAUTHORIZED, "invalid or expired token").into_response();
+            return Answer::text(StatusCode::UNAUTHORIZED, "invalid or expired token");
         }
         if st.limiter.check().is_err() {
             book.counts.rate_limited += 1;
-            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "rate limit 50/s").into_response();
+            return Answer::text(StatusCode::TOO_MANY_REQUESTS, "rate limit 50/s").retry_after("1");
         }
         if st.cfg.fail_share > 0.0 && fastrand::f64() < st.cfg.fail_share {
             return unavailable(&mut book, "busy");
         }
     }
-    let (root, tree) = match xml_in::read(&body, &st.prefixes) {
+    let (root, tree) = match xml_in::read(body, &st.prefixes) {
         Ok(r) => r,
         Err(e) => {
             st.book().counts.refused += 1;
@@ -289,6 +331,9 @@ async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
     }
     let text = |p: &str| tree.pointer(p).and_then(Value::as_str).map(str::to_string);
     let message_id = text("/nx:Header/nx:MessageId").unwrap_or_default();
+    if message_id.starts_with(E500_TRIGGER) {
+        return ack("E500", "Message", "temporary failure, try again later");
+    }
     let mut book = st.book();
     if let Some(receipt) = book.by_message.get(&message_id).cloned() {
         book.counts.duplicates += 1;
@@ -311,6 +356,10 @@ async fn exchange(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
 
 async fn accepted(State(st): State<Arc<Inner>>) -> axum::Json<Vec<Accepted>> {
     axum::Json(st.book().accepted.clone())
+}
+
+async fn exchanges(State(st): State<Arc<Inner>>) -> axum::Json<Vec<Exchange>> {
+    axum::Json(st.book().exchanges.all())
 }
 
 async fn counts(State(st): State<Arc<Inner>>) -> axum::Json<Counts> {

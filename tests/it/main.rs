@@ -5,11 +5,13 @@ mod support;
 
 mod backpressure;
 mod check;
+mod contracts;
 mod crash;
 mod delivery;
 mod demo;
 mod file_drop;
 mod fuzz;
+mod health;
 mod ingest;
 mod journey_national;
 mod mappings;

@@ -188,6 +188,16 @@ async fn mqtt_cloudevent_and_park_document_are_committed_and_delivered() {
     let partner = FakePartner::start().await;
     let app = TestApp::spawn(n.spec(&url, "", &partner.url, "")).await;
     wait_subscribed(&app, &n).await;
+    // Subscribed: the receiver has reported itself up on the health board.
+    let (status, view) = app.op_get(&format!("/api/v1/connectors/{}", n.connector)).await;
+    assert_eq!((status, &view["health"]["status"]), (200, &json!("up")), "{view}");
+    assert!(
+        view["health"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("connected to the broker"),
+        "{view}"
+    );
 
     publish(&url, &n.events_topic(), n.event(1, "mq-e1").to_string().into_bytes()).await;
     publish(&url, &format!("{}/park/hc01/ledger", n.prefix), park_ledger_gbk("HWCS20260302101")).await;

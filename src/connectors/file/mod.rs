@@ -113,6 +113,7 @@ impl FileConnector {
         let poll = self.cfg.poll_interval.0;
         let mut watch = Watch::default();
         let mut healthy: Option<bool> = None;
+        let reporter = self.sink.health();
         tracing::info!(connector = %self.name, dir = %self.folder.root().display(), "Watching the drop folder.");
         loop {
             let mut wait = poll;
@@ -130,9 +131,13 @@ impl FileConnector {
                 _ => {}
             }
             healthy = Some(health.is_ok());
+            match &health {
+                Ok(()) => reporter.up("the drop folder can be listed and written"),
+                Err(e) => reporter.down(format!("the drop folder cannot be used: {e}")),
+            }
             if health.is_ok() {
                 match self.pass(&mut watch, &stop).await {
-                    Ok(Some(Step::Stopped)) => return,
+                    Ok(Some(Step::Stopped)) => break,
                     Ok(Some(Step::Stalled(after))) => wait = after,
                     Ok(Some(Step::Finished) | None) => {}
                     Err(e) => tracing::warn!(connector = %self.name, error = %e, "Looking at the drop folder failed; will retry."),
@@ -144,10 +149,11 @@ impl FileConnector {
                 }
             }
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        reporter.unknown("the receiver has stopped");
     }
 
     async fn settled_names(&self, watch: &mut Watch) -> Result<(Vec<String>, Option<Duration>), FileError> {

@@ -1,7 +1,9 @@
 //! Test helpers: a real hub on port 0 with a fresh database, fake partners,
 //! sample events and bounded polling.
 
+pub mod exchange;
 pub mod fake_partner;
+pub mod normalise;
 pub mod samples;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +71,9 @@ pub struct HubSpec {
     pub connectors: Vec<(String, String)>,
     /// Use this database instead of a fresh one.
     pub database: Option<String>,
+    /// Environment for `${VAR}` in the connector files (the process
+    /// environment is not read: tests run in parallel).
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl HubSpec {
@@ -79,6 +84,7 @@ impl HubSpec {
             config: String::new(),
             connectors: vec![("cell".into(), cell.into())],
             database: None,
+            env: Default::default(),
         }
     }
 
@@ -117,6 +123,8 @@ pub struct TestApp {
     pub operator: String,
     /// The database URL (to start a second process on it).
     pub database: String,
+    /// The connectors as loaded (after `${VAR}` expansion).
+    pub connectors: Vec<wastehub::config::ConnectorConfig>,
     /// The config directory (kept alive as long as the hub).
     _dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -165,7 +173,8 @@ impl TestApp {
         spec: &HubSpec,
     ) -> Self {
         write_config_dir(dir.path(), &database, &key_sha, &op_sha, spec);
-        let loaded = wastehub::config::load_with(dir.path(), &Default::default()).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let loaded = wastehub::config::load_with(dir.path(), &spec.env).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let connectors = loaded.connectors.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
@@ -177,6 +186,7 @@ impl TestApp {
             key,
             operator,
             database,
+            connectors,
             _dir: dir,
             shutdown,
             handle: Some(handle),
@@ -296,14 +306,15 @@ pub fn write_config_dir(dir: &Path, database: &str, key_sha: &str, op_sha: &str,
     let schemas = repo().join("schemas/canonical");
     let reference = repo().join("schemas/reference");
     let config = format!(
-        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n{}\n",
+        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n[health]\ninterval = \"0s\"\n{}\n",
         schemas.display(),
         reference.display(),
         spec.config
     );
     // Later sections in spec.config override the ones above (last key wins is
     // not TOML), so tests put their own [delivery]/[ingest] keys in sections
-    // that do not clash; see merge_sections.
+    // that do not clash; see merge_sections. Partners are probed only when a
+    // test asks ([health] interval): a fake partner records every request.
     std::fs::write(dir.join("wastehub.toml"), merge_sections(&config)).expect("write config");
     std::fs::create_dir_all(dir.join("connectors")).expect("mkdir");
     for (name, text) in &spec.connectors {
