@@ -19,6 +19,7 @@ pub mod error;
 pub mod ingest;
 pub mod mapping;
 pub mod model;
+pub mod partners;
 pub mod queue;
 pub mod reference;
 pub mod route;

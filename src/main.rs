@@ -62,6 +62,8 @@ enum Command {
     Map(cli::mapping::MapArgs),
     /// Serve a partner's contract locally (a partner simulator).
     Simulate(cli::simulate::SimulateArgs),
+    /// Register and manage cell-platform partners (calls the hub's admin API).
+    Partner(cli::partner::PartnerArgs),
     /// Make a random API key or operator token and its SHA-256 digest.
     Keygen,
     /// Print (or write) the OpenAPI document of the HTTP API.
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
                 wastehub::telemetry::init_logging("info", cli.log_format.unwrap_or(LogFormat::Text));
                 cli::simulate::run(args).await
             }
+            Command::Partner(args) => cli::partner::run(args).await,
             Command::Keygen => {
                 cli::keygen();
                 Ok(())

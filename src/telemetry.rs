@@ -13,6 +13,8 @@ use crate::config::LogFormat;
 
 /// Ingest results: label `outcome` (accepted, duplicate, rejected, backpressure).
 pub const INGEST_EVENTS_TOTAL: &str = "wastehub_ingest_events_total";
+/// Sandbox traffic by outcome (accepted, rejected): label `outcome`.
+pub const SANDBOX_MESSAGES_TOTAL: &str = "wastehub_sandbox_messages_total";
 /// Messages accepted with no route: label none.
 pub const INGEST_UNROUTED_TOTAL: &str = "wastehub_ingest_unrouted_total";
 /// Delivery attempt outcomes: labels `destination`, `outcome` (delivered, retry, dead).

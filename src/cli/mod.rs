@@ -156,5 +156,6 @@ pub fn openapi(output: Option<PathBuf>) -> anyhow::Result<()> {
 pub mod bench;
 pub mod demo;
 pub mod mapping;
+pub mod partner;
 pub mod samples;
 pub mod simulate;

@@ -421,6 +421,16 @@ fn validate_config(cfg: &Config, connectors: &[ConnectorConfig], paths: &Paths, 
             "admin.operator_token_sha256 must be 64 hex digits (make one with `wastehub keygen`)".into(),
         );
     }
+    for (name, digest) in &cfg.admin.operators {
+        let h = digest.expose();
+        let name_ok = (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c));
+        if !name_ok || h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+            bad(
+                "operators",
+                format!("admin.operators.{name}: a name of 1 to 64 letters, digits and ._-@, and 64 hex digits"),
+            );
+        }
+    }
     let mut bad_connector = Vec::new();
     for c in connectors {
         let Some(out) = &c.outbound else { continue };

@@ -47,6 +47,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Connector healthchecks.
     pub health: HealthConfig,
+    /// Partner registry.
+    pub partners: PartnersConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -147,12 +149,28 @@ pub struct RetentionConfig {
     pub maintenance_interval: HumanDuration,
 }
 
+/// `[partners]`: the registry of cell platforms onboarded at run time.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnersConfig {
+    /// How long a partner's current keys keep working after a rotation,
+    /// unless the operator gives another overlap.
+    pub key_overlap: HumanDuration,
+    /// How far back a conformance run looks at sandbox traffic.
+    pub conformance_window: HumanDuration,
+}
+
 /// `[admin]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Hex SHA-256 of the operator token; empty disables operator endpoints.
+    /// Changes made with it are audited as operator `operator`.
     pub operator_token_sha256: Secret,
+    /// Named operators: name → hex SHA-256 of that person's token. Changes
+    /// are audited under the name, so give each person their own.
+    #[serde(default)]
+    pub operators: std::collections::BTreeMap<String, Secret>,
 }
 
 /// `[health]`.

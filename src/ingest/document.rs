@@ -55,9 +55,17 @@ async fn post_document(State(app): State<AppState>, Path(message_type): Path<Str
 }
 
 async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Response, ApiError> {
-    let partner = app.partners.authenticate(req.headers())?.clone();
+    let partner = crate::ingest::auth::authenticate(app, req.headers()).await?;
+    let result = document_as(app, &partner, message_type, req).await;
+    if let Err(e) = &result {
+        crate::ingest::sandbox::note_refusal(app, &partner, Some(message_type), e).await;
+    }
+    result
+}
+
+async fn document_as(app: &AppState, partner: &Partner, message_type: &str, req: Request) -> Result<Response, ApiError> {
     refuse_when_full(app)?;
-    let mapping = inbound_mapping(app, &partner, message_type)?;
+    let mapping = inbound_mapping(app, partner, message_type)?;
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -86,8 +94,10 @@ async fn document(app: &AppState, message_type: &str, req: Request) -> Result<Re
             ),
         ));
     }
-    let body = read_body(req.into_body(), app.config.ingest.max_body.as_usize()).await?;
-    let (status, accepted) = submit_document(app, &partner, &mapping, message_type, &body).await?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, app.config.ingest.max_body.as_usize()).await?;
+    partner.check_signature(&parts.headers, parts.uri.path(), &body)?;
+    let (status, accepted) = submit_document(app, partner, &mapping, message_type, &body).await?;
     Ok((status, Json(accepted)).into_response())
 }
 
@@ -115,6 +125,14 @@ pub(crate) async fn submit_document(
     message_type: &str,
     body: &[u8],
 ) -> Result<(StatusCode, Accepted), ApiError> {
+    let event = map_document(partner, mapping, message_type, body)?;
+    one(app, partner, event).await
+}
+
+/// Maps one document to the CloudEvent the partner would have sent, with
+/// the same errors as the endpoint; nothing is checked further or stored
+/// (conformance runs use this on sample files).
+pub(crate) fn map_document(partner: &Partner, mapping: &Mapping, message_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     let mapped = mapping.apply(body).map_err(|e| match e {
         MapError::Input(i) => {
             let mut err = ApiError::bad_request("malformed_document", format!("the document cannot be read: {}", i.message));
@@ -158,5 +176,5 @@ pub(crate) async fn submit_document(
     event.insert("source".into(), Value::from(source));
     event.insert("datacontenttype".into(), Value::from("application/json"));
     event.insert("mapping".into(), Value::from(format!("{}@v{}", mapping.name, mapping.version)));
-    one(app, partner, Value::Object(event)).await
+    Ok(Value::Object(event))
 }

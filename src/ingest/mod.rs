@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cloudevent;
 pub mod commit;
 pub mod document;
+pub mod sandbox;
 pub mod sink;
 
 use axum::Json;
@@ -39,6 +40,10 @@ pub struct Accepted {
     /// True when the event was accepted before (same source and id).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
+    /// True when the partner is in sandbox: the event passed every check
+    /// and was kept as sandbox traffic; it goes nowhere.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sandbox: bool,
 }
 
 /// One result of a batch, in the order of the events sent.
@@ -114,7 +119,15 @@ enum Shape {
 }
 
 async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
-    let partner = app.partners.authenticate(req.headers())?.clone();
+    let partner = auth::authenticate(app, req.headers()).await?;
+    let result = ingest_as(app, &partner, req).await;
+    if let Err(e) = &result {
+        sandbox::note_refusal(app, &partner, None, e).await;
+    }
+    result
+}
+
+async fn ingest_as(app: &AppState, partner: &auth::Partner, req: Request) -> Result<Response, ApiError> {
     let cfg = &app.config.ingest;
     refuse_when_full(app)?;
     let ct = req
@@ -135,7 +148,9 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
             ));
         }
     };
-    let body = read_body(req.into_body(), cfg.max_body.as_usize()).await?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, cfg.max_body.as_usize()).await?;
+    partner.check_signature(&parts.headers, parts.uri.path(), &body)?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "malformed_json",
@@ -144,7 +159,7 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
     })?;
     match shape {
         Shape::Single => {
-            let (status, accepted) = one(app, &partner, value).await?;
+            let (status, accepted) = one(app, partner, value).await?;
             Ok((status, Json(accepted)).into_response())
         }
         Shape::Batch => {
@@ -158,7 +173,7 @@ async fn ingest(app: &AppState, req: Request) -> Result<Response, ApiError> {
                     events.len()
                 )));
             }
-            let futures = events.into_iter().map(|ev| one(app, &partner, ev));
+            let futures = events.into_iter().map(|ev| one(app, partner, ev));
             let results = futures::future::join_all(futures)
                 .await
                 .into_iter()
@@ -218,8 +233,20 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
     })
 }
 
-/// Checks, routes and commits one event.
+/// Checks, routes and commits one event; for a partner in sandbox, checks
+/// it the same way and keeps it as sandbox traffic instead ([`sandbox`]).
 pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<(StatusCode, Accepted), ApiError> {
+    if partner.status == crate::partners::Status::Sandbox {
+        return sandbox::one(app, partner, value).await;
+    }
+    let env = check(app, partner, value)?;
+    commit_checked(app, partner, env).await
+}
+
+/// Every check an event passes before it is committed: envelope, source,
+/// what the partner may send, schema and reference data. Sandbox traffic
+/// goes through exactly this.
+pub(crate) fn check(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<crate::model::Envelope, ApiError> {
     let env = cloudevent::parse(value).map_err(ApiError::validation)?;
     if !partner.sources.contains(&env.source) {
         return Err(ApiError::forbidden(
@@ -227,6 +254,7 @@ pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, 
             format!("partner {} may not send as source {:?}", partner.name, env.source),
         ));
     }
+    partner.check_allowed(&env.r#type, &env.jurisdiction)?;
     let mut errors: Vec<FieldError> = Vec::new();
     if let Err(e) = app.catalogue.validate(&env.r#type, env.data(), "/data") {
         errors.extend(e);
@@ -242,6 +270,15 @@ pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, 
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    Ok(env)
+}
+
+/// Routes and commits an event that passed [`check`].
+async fn commit_checked(
+    app: &AppState,
+    partner: &crate::ingest::auth::Partner,
+    env: crate::model::Envelope,
+) -> Result<(StatusCode, Accepted), ApiError> {
     let destinations = app.routes.route(&env, &partner.name);
     let id = MessageId::generate();
     let event = cloudevent::canonical(&env, id.as_str()).to_string();
@@ -264,11 +301,25 @@ pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, 
                 metrics::counter!(telemetry::INGEST_UNROUTED_TOTAL).increment(1);
                 tracing::info!(message_id = %receipt.id, r#type = %env.r#type, "Message matched no route; kept as unrouted.");
             }
-            Ok((StatusCode::ACCEPTED, Accepted { receipt, duplicate: false }))
+            Ok((
+                StatusCode::ACCEPTED,
+                Accepted {
+                    receipt,
+                    duplicate: false,
+                    sandbox: false,
+                },
+            ))
         }
         Ok(InsertOutcome::Duplicate(receipt)) => {
             metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => "duplicate").increment(1);
-            Ok((StatusCode::OK, Accepted { receipt, duplicate: true }))
+            Ok((
+                StatusCode::OK,
+                Accepted {
+                    receipt,
+                    duplicate: true,
+                    sandbox: false,
+                },
+            ))
         }
         Err(commit::CommitError::Closed) => Err(ApiError::unavailable("the hub is shutting down; send again shortly")),
         Err(e) => Err(ApiError::internal(&e)),

@@ -13,6 +13,8 @@ pub mod deliveries;
 pub mod inbound_files;
 pub mod lanes;
 pub mod messages;
+pub mod partners;
+pub mod sandbox;
 pub mod trace;
 
 use std::str::FromStr;

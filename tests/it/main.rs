@@ -19,6 +19,7 @@ mod mqtt;
 mod mtls;
 mod ops;
 mod ordering;
+mod partners;
 mod postgres;
 mod qinqing;
 mod reference;
