@@ -5,6 +5,7 @@
 //! A connector classifies every outcome ([`DeliveryError::retry`]); the
 //! `deliver` stage decides what to do with it (schedule, dead letter).
 
+pub mod client;
 pub mod file;
 pub mod http_json;
 pub mod http_xml;
