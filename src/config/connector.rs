@@ -26,6 +26,9 @@ pub enum ConnectorKind {
     Mqtt,
     /// A drop folder for batch exchange (CSV, JSON lines or XML files).
     File,
+    /// Scheduled pull from a partner API, page by page, with a persisted
+    /// cursor and a leader lease; `[poll]`.
+    Poll,
 }
 
 /// A connector file.
@@ -54,6 +57,8 @@ pub struct ConnectorConfig {
     /// `[file]`: the drop folder of a `file` connector.
     #[serde(rename = "file")]
     pub file_drop: Option<super::file::FileConfig>,
+    /// `[poll]`: the partner API a `poll` connector pulls from.
+    pub poll: Option<super::poll::PollConfig>,
     /// The file it was read from (set by the loader, for error messages).
     #[serde(skip)]
     pub file: String,

@@ -347,6 +347,9 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
     for (line, message) in super::mqtt::check(c, text) {
         errors.push(err(file, line, message));
     }
+    for (line, message) in super::poll::check(c, text) {
+        errors.push(err(file, line, message));
+    }
 }
 
 /// The rules of a client's authentication and headers, shared by
