@@ -17,6 +17,7 @@ mod mqtt;
 mod mtls;
 mod ops;
 mod ordering;
+mod poll;
 mod postgres;
 mod reference;
 mod shutdown;
