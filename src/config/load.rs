@@ -382,10 +382,7 @@ pub(super) fn client_auth_problems(
             bad.push(("client_id".into(), "oauth2.client_id must not be empty".into()));
         }
         if bearer_token.is_some_and(|t| !t.expose().is_empty()) {
-            bad.push((
-                "oauth2".into(),
-                format!("use either bearer_token or [{section}.oauth2], not both"),
-            ));
+            bad.push(("oauth2".into(), format!("use either bearer_token or [{section}.oauth2], not both")));
         }
     }
     if let Some(sig) = signature {

@@ -136,12 +136,7 @@ fn default_page_size_param() -> String {
     "limit".into()
 }
 fn default_retry_schedule() -> RetrySchedule {
-    RetrySchedule(
-        [5, 30, 120, 600]
-            .into_iter()
-            .map(Duration::from_secs)
-            .collect(),
-    )
+    RetrySchedule([5, 30, 120, 600].into_iter().map(Duration::from_secs).collect())
 }
 fn default_lease() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
@@ -270,7 +265,11 @@ pub fn check(c: &ConnectorConfig, text: &str) -> Vec<(Option<usize>, String)> {
     if p.lease.0 < Duration::from_secs(1) {
         bad("poll", "lease", "lease must be at least 1s".into());
     }
-    for (section, key, ptr) in [("poll", "items", &p.items), ("cursor", "next", &p.cursor.next), ("pages", "next", &p.pages.next)] {
+    for (section, key, ptr) in [
+        ("poll", "items", &p.items),
+        ("cursor", "next", &p.cursor.next),
+        ("pages", "next", &p.pages.next),
+    ] {
         if !is_json_pointer(ptr) {
             bad(
                 section,
@@ -395,7 +394,10 @@ mod tests {
         assert_eq!(p.format, PollFormat::Document);
         assert_eq!(p.interval.0, Duration::from_secs(300));
         assert_eq!(p.max_response.0, 4 << 20);
-        assert_eq!((p.items.as_str(), p.page_size, p.page_size_param.as_str()), ("/items", 100, "limit"));
+        assert_eq!(
+            (p.items.as_str(), p.page_size, p.page_size_param.as_str()),
+            ("/items", 100, "limit")
+        );
         assert_eq!(p.retry_schedule.0.last(), Some(&Duration::from_secs(600)));
         assert_eq!(p.cursor.initial, None);
         assert_eq!(load(text), "");
@@ -493,10 +495,7 @@ mod tests {
             "[poll.oauth2]\ntoken_url = \"http://t/\"\nclient_id = \"c\"\nclient_secret = \"s\"",
         ));
         assert!(m.contains("not both"), "{m}");
-        let m = load(&good().replace(
-            "headers = { }",
-            "[poll.signature]\nalgorithm = \"md5\"\nsecret = \"short\"",
-        ));
+        let m = load(&good().replace("headers = { }", "[poll.signature]\nalgorithm = \"md5\"\nsecret = \"short\""));
         assert!(m.contains("c.toml:21:") && m.contains("signature.algorithm"), "{m}");
         assert!(m.contains("c.toml:22:") && m.contains("at least 16"), "{m}");
     }

@@ -78,16 +78,14 @@ impl Store {
     pub async fn save_poll_cursor(&self, connector: &str, c: &PollCursor, lease: LeaseCheck<'_>) -> Result<bool> {
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
-            let held = sqlx::query(self.sql(
-                "UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND expires_at > $4",
-            ))
-            .bind(lease.until)
-            .bind(lease.name)
-            .bind(lease.holder)
-            .bind(lease.now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let held = sqlx::query(self.sql("UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND expires_at > $4"))
+                .bind(lease.until)
+                .bind(lease.name)
+                .bind(lease.holder)
+                .bind(lease.now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if held != 1 {
                 tx.rollback().await?;
                 return Ok(false);

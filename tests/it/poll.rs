@@ -239,7 +239,12 @@ impl Partner {
     }
 }
 
-async fn serve_page(State(st): State<Arc<Inner>>, Query(query): Query<HashMap<String, String>>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+async fn serve_page(
+    State(st): State<Arc<Inner>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let seen = Seen {
         auth: h("authorization"),
@@ -399,7 +404,10 @@ async fn polls_every_page_stores_the_cursor_and_asks_with_it_next_time() {
     let s = store(&app.database).await;
     assert!(
         eventually(Duration::from_secs(10), || async {
-            s.poll_cursor("carriers").await.expect("cursor").is_some_and(|c| c.last_run_finished_at.is_some())
+            s.poll_cursor("carriers")
+                .await
+                .expect("cursor")
+                .is_some_and(|c| c.last_run_finished_at.is_some())
         })
         .await
     );
@@ -417,19 +425,36 @@ async fn polls_every_page_stores_the_cursor_and_asks_with_it_next_time() {
         first,
         [(Some("0"), "first"), (Some("0"), "o2"), (Some("0"), "o4")].map(|(c, p)| (c.map(str::to_string), p.to_string()))
     );
-    assert!(partner.seen().iter().all(|r| r.auth == "Bearer poll-token" && r.param("limit") == Some("2")));
+    assert!(
+        partner
+            .seen()
+            .iter()
+            .all(|r| r.auth == "Bearer poll-token" && r.param("limit") == Some("2"))
+    );
     // New records: the next run asks from the stored cursor, and only they come.
     let before = partner.seen().len();
     partner.add(6, 7);
     assert!(wait_messages(&app, 7).await, "seven records: {:?}", subjects(&app).await);
     let later = partner.seen()[before..].to_vec();
-    assert!(later.iter().all(|r| r.param("updated_since") != Some("0")), "no run starts over: {later:?}");
+    assert!(
+        later.iter().all(|r| r.param("updated_since") != Some("0")),
+        "no run starts over: {later:?}"
+    );
     assert!(later.iter().any(|r| r.param("updated_since") == Some("5")), "{later:?}");
     assert_eq!(subjects(&app).await, expected(1, 7));
     let m = metrics(&app).await;
-    assert!(m.contains("wastehub_poll_runs_total{connector=\"carriers\",outcome=\"completed\"}"), "{m}");
-    assert!(m.contains("wastehub_poll_items_total{connector=\"carriers\",outcome=\"committed\"}"), "{m}");
-    assert!(m.contains("wastehub_poll_last_success_timestamp_seconds{connector=\"carriers\"}"), "{m}");
+    assert!(
+        m.contains("wastehub_poll_runs_total{connector=\"carriers\",outcome=\"completed\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("wastehub_poll_items_total{connector=\"carriers\",outcome=\"committed\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("wastehub_poll_last_success_timestamp_seconds{connector=\"carriers\"}"),
+        "{m}"
+    );
     s.close().await;
 }
 
@@ -445,15 +470,25 @@ async fn a_restart_resumes_the_stored_page_and_then_the_stored_cursor() {
     let text = connector("carriers", &partner, &[]);
     let a = TestApp::spawn(spec(maps.path(), &[("carriers", text.clone())], Some(&db))).await;
     assert!(
-        eventually(Duration::from_secs(20), || async { partner.seen().iter().filter(|r| r.page() == "o6").count() >= 2 }).await,
+        eventually(Duration::from_secs(20), || async {
+            partner.seen().iter().filter(|r| r.page() == "o6").count() >= 2
+        })
+        .await,
         "the down page is retried"
     );
     assert_eq!(subjects(&a).await, expected(1, 6));
     a.stop().await.expect("clean stop");
     let s = store(&db).await;
     let c = s.poll_cursor("carriers").await.expect("cursor").expect("row");
-    assert_eq!((c.cursor.as_deref(), c.page_token.as_deref(), c.next_cursor.as_deref()), (Some("0"), Some("o6"), Some("6")));
-    assert_eq!(s.lease_holder("poll:carriers").await.expect("lease"), None, "released on a clean stop");
+    assert_eq!(
+        (c.cursor.as_deref(), c.page_token.as_deref(), c.next_cursor.as_deref()),
+        (Some("0"), Some("o6"), Some("6"))
+    );
+    assert_eq!(
+        s.lease_holder("poll:carriers").await.expect("lease"),
+        None,
+        "released on a clean stop"
+    );
     // The page is back; a new hub resumes at it, not at the start.
     partner.stick("o6", false);
     let before = partner.seen().len();
@@ -462,13 +497,19 @@ async fn a_restart_resumes_the_stored_page_and_then_the_stored_cursor() {
     let resumed = partner.seen()[before].clone();
     assert_eq!((resumed.param("updated_since"), resumed.page()), (Some("0"), "o6"), "{resumed:?}");
     assert!(
-        partner.seen()[before..].iter().all(|r| r.page() != "first" || r.param("updated_since") == Some("8")),
+        partner.seen()[before..]
+            .iter()
+            .all(|r| r.page() != "first" || r.param("updated_since") == Some("8")),
         "nothing imported again from the start"
     );
     assert_eq!(subjects(&b).await, expected(1, 8));
     assert!(
         eventually(Duration::from_secs(10), || async {
-            s.poll_cursor("carriers").await.ok().flatten().is_some_and(|c| c.cursor.as_deref() == Some("8"))
+            s.poll_cursor("carriers")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.cursor.as_deref() == Some("8"))
         })
         .await
     );
@@ -497,7 +538,11 @@ async fn a_failing_page_is_retried_and_nothing_after_it_is_fetched_first() {
         ],
     );
     let maps = mappings();
-    let text = connector("carriers-retry", &partner, &[("timeout", "\"500ms\""), ("connect_timeout", "\"500ms\"")]);
+    let text = connector(
+        "carriers-retry",
+        &partner,
+        &[("timeout", "\"500ms\""), ("connect_timeout", "\"500ms\"")],
+    );
     let app = TestApp::spawn(spec(maps.path(), &[("carriers-retry", text)], None)).await;
     assert!(wait_messages(&app, 6).await, "{:?}", subjects(&app).await);
     assert_eq!(subjects(&app).await, expected(1, 6), "no item lost");
@@ -505,7 +550,11 @@ async fn a_failing_page_is_retried_and_nothing_after_it_is_fetched_first() {
     let pages: Vec<(&str, u16)> = seen.iter().map(|r| (r.page(), r.status)).collect();
     let o2: Vec<u16> = pages.iter().filter(|(p, _)| *p == "o2").map(|(_, s)| *s).collect();
     // The request the hub gave up on (timeout) was never answered.
-    assert_eq!(o2, [500, 0, 200, 429, 200], "500, timeout, malformed, 429, then the page: {pages:?}");
+    assert_eq!(
+        o2,
+        [500, 0, 200, 429, 200],
+        "500, timeout, malformed, 429, then the page: {pages:?}"
+    );
     let o2_last = seen.iter().filter(|r| r.page() == "o2").map(|r| r.at).max().expect("o2 asked");
     let o4_first = seen.iter().filter(|r| r.page() == "o4").map(|r| r.at).min().expect("o4 asked");
     assert!(o4_first > o2_last, "the next page only after the failed one: {pages:?}");
@@ -516,7 +565,9 @@ async fn a_failing_page_is_retried_and_nothing_after_it_is_fetched_first() {
     let m = metrics(&app).await;
     for outcome in ["status", "timeout", "malformed", "fetched"] {
         assert!(
-            m.contains(&format!("wastehub_poll_pages_total{{connector=\"carriers-retry\",outcome=\"{outcome}\"}}")),
+            m.contains(&format!(
+                "wastehub_poll_pages_total{{connector=\"carriers-retry\",outcome=\"{outcome}\"}}"
+            )),
             "{outcome}: {m}"
         );
     }
@@ -534,7 +585,10 @@ async fn an_answer_over_max_response_is_a_failed_page() {
     let firsts: Vec<u16> = partner.seen().iter().filter(|r| r.page() == "first").map(|r| r.status).collect();
     assert_eq!(&firsts[..2], &[200, 200], "the huge page, then the same page again");
     let m = metrics(&app).await;
-    assert!(m.contains("wastehub_poll_pages_total{connector=\"carriers-big\",outcome=\"too_large\"} 1"), "{m}");
+    assert!(
+        m.contains("wastehub_poll_pages_total{connector=\"carriers-big\",outcome=\"too_large\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -551,7 +605,11 @@ async fn a_refused_item_is_skipped_and_counted_while_the_page_is_committed() {
     let s = store(&app.database).await;
     assert!(
         eventually(Duration::from_secs(20), || async {
-            s.poll_cursor("carriers-bad").await.ok().flatten().is_some_and(|c| c.last_run_finished_at.is_some())
+            s.poll_cursor("carriers-bad")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.last_run_finished_at.is_some())
         })
         .await
     );
@@ -559,10 +617,16 @@ async fn a_refused_item_is_skipped_and_counted_while_the_page_is_committed() {
     let c = s.poll_cursor("carriers-bad").await.expect("cursor").expect("row");
     assert_eq!((c.cursor.as_deref(), c.last_run_items, c.last_run_refused), (Some("3"), 3, 1));
     let why = c.last_refusal.unwrap_or_default();
-    assert!(why.contains("item 1 ") && why.contains("validation_failed") && why.contains("/data/status"), "{why}");
+    assert!(
+        why.contains("item 1 ") && why.contains("validation_failed") && why.contains("/data/status"),
+        "{why}"
+    );
     assert!(!why.contains("厦门鹭江"), "the record itself is not kept: {why}");
     let m = metrics(&app).await;
-    assert!(m.contains("wastehub_poll_items_total{connector=\"carriers-bad\",outcome=\"refused\"} 1"), "{m}");
+    assert!(
+        m.contains("wastehub_poll_items_total{connector=\"carriers-bad\",outcome=\"refused\"} 1"),
+        "{m}"
+    );
     s.close().await;
 }
 
@@ -582,7 +646,10 @@ async fn a_page_answer_cannot_make_the_hub_call_another_host() {
     let text = connector("carriers-redirect", &partner, &[]);
     let app = TestApp::spawn(spec(maps.path(), &[("carriers-redirect", text)], None)).await;
     assert!(
-        eventually(Duration::from_secs(20), || async { partner.seen().iter().any(|r| r.page() == evil) }).await,
+        eventually(Duration::from_secs(20), || async {
+            partner.seen().iter().any(|r| r.page() == evil)
+        })
+        .await,
         "the token is sent back to the partner as a parameter"
     );
     assert!(wait_messages(&app, 1).await);
@@ -612,7 +679,10 @@ async fn one_of_two_hubs_polls_and_the_other_takes_over_when_it_stops() {
     a.stop().await.expect("clean stop");
     let stopped = partner.seen().len();
     partner.add(5, 5);
-    assert!(eventually(Duration::from_secs(20), || async { by("node-b") > 0 }).await, "the standby takes over");
+    assert!(
+        eventually(Duration::from_secs(20), || async { by("node-b") > 0 }).await,
+        "the standby takes over"
+    );
     assert!(wait_messages(&b, 5).await);
     assert!(partner.seen()[stopped..].iter().all(|r| r.auth == "Bearer node-b"));
     let now = s.lease_holder("poll:carriers").await.expect("lease").expect("held");
@@ -635,10 +705,18 @@ async fn a_lease_left_by_a_dead_process_is_taken_once_it_runs_out() {
     let now = wastehub::model::now_millis();
     assert!(s.acquire_lease("poll:carriers", "dead-node", now, now + 2000).await.expect("lease"));
     let until = Instant::now() + Duration::from_millis(2000);
-    let app = TestApp::spawn(spec(maps.path(), &[("carriers", connector("carriers", &partner, &[("lease", "\"1s\"")]))], Some(&db))).await;
+    let app = TestApp::spawn(spec(
+        maps.path(),
+        &[("carriers", connector("carriers", &partner, &[("lease", "\"1s\"")]))],
+        Some(&db),
+    ))
+    .await;
     assert!(wait_messages(&app, 2).await);
     let first = partner.seen()[0].at;
-    assert!(first >= until - Duration::from_millis(50), "nothing polled before the dead holder's lease ran out");
+    assert!(
+        first >= until - Duration::from_millis(50),
+        "nothing polled before the dead holder's lease ran out"
+    );
     app.stop().await.expect("clean stop");
     s.close().await;
 }
@@ -657,7 +735,10 @@ async fn the_healthcheck_asks_for_one_item_signed_and_authenticated() {
     let client = wastehub::connectors::poll::PageClient::new("carriers", &cfg, Path::new(".")).expect("client");
     assert_eq!(client.healthcheck(Some("1")).await.expect("healthy"), 1);
     let r = partner.seen()[0].clone();
-    assert_eq!((r.param("limit"), r.param("updated_since"), r.param("page_token")), (Some("1"), Some("1"), None));
+    assert_eq!(
+        (r.param("limit"), r.param("updated_since"), r.param("page_token")),
+        (Some("1"), Some("1"), None)
+    );
     assert_eq!(r.auth, "Bearer t0k");
     // The signature covers timestamp, request target and the empty body.
     let signer = wastehub::connectors::signature::Signer::new(&wastehub::config::connector::SignatureConfig {
@@ -670,4 +751,42 @@ async fn the_healthcheck_asks_for_one_item_signed_and_authenticated() {
     partner.stick("first", true);
     let e = client.healthcheck(None).await.expect_err("down");
     assert_eq!((e.class, e.status), ("status", Some(503)));
+}
+
+#[tokio::test]
+async fn canonical_events_are_taken_as_they_are_and_only_of_the_configured_type() {
+    let partner = Partner::start().await;
+    let with_source = |mut e: Value| {
+        e["source"] = json!("urn:test:carriers");
+        e
+    };
+    let good = with_source(crate::support::samples::manifest(7, "ev-1"));
+    let other_type = with_source(crate::support::samples::ledger("ev-2"));
+    partner.fault(
+        "first",
+        &[Fault::Body(json!({"items": [good, other_type], "next_cursor": "1"}).to_string())],
+    );
+    let maps = mappings();
+    let text = connector(
+        "carriers-events",
+        &partner,
+        &[("format", "\"cloudevent\""), ("type", "\"manifest-created\"")],
+    );
+    let app = TestApp::spawn(spec(maps.path(), &[("carriers-events", text)], None)).await;
+    let s = store(&app.database).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            s.poll_cursor("carriers-events")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.last_run_finished_at.is_some())
+        })
+        .await
+    );
+    assert_eq!(subjects(&app).await, ["manifest:20263502000007"]);
+    let c = s.poll_cursor("carriers-events").await.expect("cursor").expect("row");
+    assert_eq!((c.cursor.as_deref(), c.last_run_refused), (Some("1"), 1));
+    assert!(c.last_refusal.unwrap_or_default().contains("type_not_allowed"));
+    s.close().await;
 }

@@ -101,19 +101,41 @@ mod tests {
     #[test]
     fn a_run_keeps_its_cursor_and_ends_at_the_last_next_cursor() {
         let p = Position::start(None, Some("c0"));
-        let Advance::NextPage(p1) = p.after_page(s("c1"), s("t1")) else { panic!("more pages") };
-        assert_eq!((p1.cursor.clone(), p1.page_token.clone(), p1.next_cursor.clone()), (s("c0"), s("t1"), s("c1")));
+        let Advance::NextPage(p1) = p.after_page(s("c1"), s("t1")) else {
+            panic!("more pages")
+        };
+        assert_eq!(
+            (p1.cursor.clone(), p1.page_token.clone(), p1.next_cursor.clone()),
+            (s("c0"), s("t1"), s("c1"))
+        );
         // A middle page without a cursor keeps the one seen before.
-        let Advance::NextPage(p2) = p1.after_page(None, s("t2")) else { panic!("more pages") };
+        let Advance::NextPage(p2) = p1.after_page(None, s("t2")) else {
+            panic!("more pages")
+        };
         assert_eq!(p2.next_cursor, s("c1"));
-        let Advance::Finished(end) = p2.after_page(s("c3"), None) else { panic!("last page") };
-        assert_eq!(end, Position { cursor: s("c3"), page_token: None, next_cursor: None });
+        let Advance::Finished(end) = p2.after_page(s("c3"), None) else {
+            panic!("last page")
+        };
+        assert_eq!(
+            end,
+            Position {
+                cursor: s("c3"),
+                page_token: None,
+                next_cursor: None
+            }
+        );
     }
 
     #[test]
     fn a_run_without_any_next_cursor_keeps_its_own() {
         let p = Position::start(None, Some("c0"));
-        assert_eq!(p.after_page(None, None), Advance::Finished(Position { cursor: s("c0"), ..Position::default() }));
+        assert_eq!(
+            p.after_page(None, None),
+            Advance::Finished(Position {
+                cursor: s("c0"),
+                ..Position::default()
+            })
+        );
     }
 
     #[test]

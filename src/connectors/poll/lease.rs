@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::model::now_millis;
 use crate::store::{LeaseCheck, Store};
@@ -32,6 +32,10 @@ pub struct Lease {
     keeper: JoinHandle<()>,
     store: Store,
     connector: String,
+    /// Stops the keeper if the poller is dropped without [`Lease::release`]
+    /// (its task aborted), so a dead poller's process does not keep the
+    /// lease alive; it then runs out.
+    _keeper_guard: DropGuard,
 }
 
 impl Lease {
@@ -51,6 +55,7 @@ impl Lease {
         metrics::gauge!(POLL_LEADER, LABEL_CONNECTOR => connector.to_string()).set(0.0);
         Self {
             keeper: tokio::spawn(keeper.run(stop.clone())),
+            _keeper_guard: stop.clone().drop_guard(),
             name,
             holder: holder.to_string(),
             length,
@@ -120,14 +125,23 @@ impl Keeper {
         let every = self.length / 3;
         // Until when the last successful renewal holds, by this process's clock.
         let mut held_until: Option<Instant> = None;
+        let mut told_standby = false;
         loop {
             let now = now_millis();
-            let held = match self.store.acquire_lease(&self.name, &self.holder, now, now.saturating_add(millis(self.length))).await {
+            let held = match self
+                .store
+                .acquire_lease(&self.name, &self.holder, now, now.saturating_add(millis(self.length)))
+                .await
+            {
                 Ok(true) => {
                     held_until = Some(Instant::now() + self.length);
                     true
                 }
                 Ok(false) => {
+                    if held_until.is_none() && !told_standby {
+                        tracing::info!(connector = %self.connector, node = %self.holder, "Another process holds the poll lease; this process stands by.");
+                        told_standby = true;
+                    }
                     held_until = None;
                     false
                 }

@@ -78,7 +78,13 @@ struct Counts {
 }
 
 /// The receiver task of a `poll` connector.
-pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store, node: &str) -> Result<Option<Receiver>, BuildError> {
+pub fn receiver(
+    cfg: &ConnectorConfig,
+    sink: Sink,
+    stop: CancellationToken,
+    store: Store,
+    node: &str,
+) -> Result<Option<Receiver>, BuildError> {
     let Some(p) = &cfg.poll else {
         return Err(BuildError::Config {
             name: cfg.name.clone(),

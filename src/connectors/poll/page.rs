@@ -72,7 +72,10 @@ impl PageError {
     /// itself: a 4xx other than 408, 425 and 429, or a token endpoint
     /// failure), rather than a passing outage.
     pub fn needs_attention(&self) -> bool {
-        self.class == "auth" || self.status.is_some_and(|s| (400..500).contains(&s) && !matches!(s, 408 | 425 | 429))
+        self.class == "auth"
+            || self
+                .status
+                .is_some_and(|s| (400..500).contains(&s) && !matches!(s, 408 | 425 | 429))
     }
 }
 
@@ -229,8 +232,8 @@ impl PageClient {
 
     /// Reads a page answer.
     pub fn read(&self, bytes: &[u8]) -> Result<Page, PageError> {
-        let doc: Value = serde_json::from_slice(bytes)
-            .map_err(|e| PageError::new("malformed", format!("the page answer is not JSON: {e}")))?;
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| PageError::new("malformed", format!("the page answer is not JSON: {e}")))?;
         let items = match doc.pointer(&self.items) {
             Some(Value::Array(a)) => a.clone(),
             Some(Value::Null) | None => {
