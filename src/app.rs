@@ -214,6 +214,19 @@ fn connector_mapping_errors(
                 ),
             });
         }
+        // A polled page holds JSON records.
+        if let Some(p) = &c.poll
+            && p.format == crate::config::poll::PollFormat::Document
+            && let Some(name) = c.inbound.as_ref().and_then(|i| i.mappings.get(&p.message_type))
+            && let Some(m) = set.versions(name).first()
+            && m.reads_xml()
+        {
+            errors.push(crate::mapping::LoadError {
+                file: std::path::PathBuf::from(&c.file),
+                line: text.lines().position(|l| l.trim_start().starts_with("type")).map_or(1, |i| i + 1),
+                message: format!("poll items are JSON records, but {name:?} reads XML"),
+            });
+        }
     }
     errors
 }
@@ -315,7 +328,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     let mut receivers = JoinSet::new();
     for c in loaded.connectors.iter().filter(|c| c.enabled) {
         let Some(sink) = Sink::new(state.clone(), &c.name) else { continue };
-        if let Some(task) = crate::connectors::receiver(c, sink, receivers_stop.clone(), store.clone())? {
+        if let Some(task) = crate::connectors::receiver(c, sink, receivers_stop.clone(), store.clone(), &node)? {
             receivers.spawn(task);
         }
     }

@@ -44,6 +44,22 @@ pub const RECEIVER_CONNECTED: &str = "wastehub_receiver_connected";
 /// or a receiver's own report) found it usable, 0 when not: label `connector`.
 /// Not changed while a partner is in a maintenance window or not yet checked.
 pub const CONNECTOR_UP: &str = "wastehub_connector_up";
+/// Poll runs of `poll` connectors: labels `connector`, `outcome`
+/// (completed, stopped, lost_lease).
+pub const POLL_RUNS_TOTAL: &str = "wastehub_poll_runs_total";
+/// Page requests of `poll` connectors: labels `connector`, `outcome`
+/// (fetched, or the failure class: timeout, connect, transport, status,
+/// too_large, malformed, auth).
+pub const POLL_PAGES_TOTAL: &str = "wastehub_poll_pages_total";
+/// Items of polled pages: labels `connector`, `outcome` (committed,
+/// duplicate, refused, retried).
+pub const POLL_ITEMS_TOTAL: &str = "wastehub_poll_items_total";
+/// 1 while this process holds a `poll` connector's leader lease (it is the
+/// one polling), else 0: label `connector`.
+pub const POLL_LEADER: &str = "wastehub_poll_leader";
+/// Unix time in seconds at which this process last finished a poll run
+/// (reached the last page): label `connector`.
+pub const POLL_LAST_SUCCESS: &str = "wastehub_poll_last_success_timestamp_seconds";
 
 /// Label: the connector a receiver belongs to.
 pub const LABEL_CONNECTOR: &str = "connector";

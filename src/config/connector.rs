@@ -26,6 +26,9 @@ pub enum ConnectorKind {
     Mqtt,
     /// A drop folder for batch exchange (CSV, JSON lines or XML files).
     File,
+    /// Scheduled pull from a partner API, page by page, with a persisted
+    /// cursor and a leader lease; `[poll]`.
+    Poll,
 }
 
 impl ConnectorKind {
@@ -36,6 +39,7 @@ impl ConnectorKind {
             Self::HttpXml => "http_xml",
             Self::Mqtt => "mqtt",
             Self::File => "file",
+            Self::Poll => "poll",
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct ConnectorConfig {
     /// `[file]`: the drop folder of a `file` connector.
     #[serde(rename = "file")]
     pub file_drop: Option<super::file::FileConfig>,
+    /// `[poll]`: the partner API a `poll` connector pulls from.
+    pub poll: Option<super::poll::PollConfig>,
     /// The file it was read from (set by the loader, for error messages).
     #[serde(skip)]
     pub file: String,

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::connector::{ConditionConfig, ConnectorConfig};
-use super::{Config, DEFAULT_TOML, Paths};
+use super::connector::{ConditionConfig, ConnectorConfig, OAuth2Config, SignatureConfig};
+use super::{Config, DEFAULT_TOML, Paths, Secret};
 
 /// One problem in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -302,47 +302,18 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
                 "ack.body_field is set, so ack.ack_codes must list the accepting codes".into(),
             );
         }
-        for name in out.headers.keys() {
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                bad(name, format!("header name {name:?} is not valid"));
-            }
-        }
-        if let Some(o) = &out.oauth2 {
-            match reqwest::Url::parse(&o.token_url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                _ => bad(
-                    "token_url",
-                    format!("oauth2.token_url {:?} must be an http or https address with a host", o.token_url),
-                ),
-            }
-            if o.client_id.is_empty() {
-                bad("client_id", "oauth2.client_id must not be empty".into());
-            }
-            if out.bearer_token.as_ref().is_some_and(|t| !t.expose().is_empty()) {
-                bad("oauth2", "use either bearer_token or [outbound.oauth2], not both".into());
-            }
+        for (key, msg) in client_auth_problems(
+            "outbound",
+            &out.headers,
+            out.bearer_token.as_ref(),
+            out.oauth2.as_ref(),
+            out.signature.as_ref(),
+        ) {
+            bad(key.as_str(), msg);
         }
         for w in &out.maintenance {
             if let Err(msg) = crate::deliver::maintenance::Window::parse(w) {
                 bad("maintenance", msg);
-            }
-        }
-        if let Some(sig) = &out.signature {
-            if !matches!(sig.algorithm.as_str(), "hmac-sha256" | "hmac-sm3") {
-                bad(
-                    "algorithm",
-                    format!("signature.algorithm {:?} must be \"hmac-sha256\" or \"hmac-sm3\"", sig.algorithm),
-                );
-            }
-            // Empty is "not set yet" (an unset `${VAR:-}`), as for keys and
-            // client secrets: the file loads, and the connector sends nothing
-            // until the secret is configured.
-            let secret = sig.secret.expose();
-            if !secret.is_empty() && secret.len() < 16 {
-                bad(
-                    "secret",
-                    "signature.secret must be at least 16 characters (or empty until it is set)".into(),
-                );
             }
         }
         if let Some(soap) = &out.soap {
@@ -376,6 +347,63 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
     for (line, message) in super::mqtt::check(c, text) {
         errors.push(err(file, line, message));
     }
+    for (line, message) in super::poll::check(c, text) {
+        errors.push(err(file, line, message));
+    }
+}
+
+/// The rules of a client's authentication and headers, shared by
+/// `[outbound]` and `[poll]` (`section` names the table in messages):
+/// (key, what is wrong) for each problem.
+pub(super) fn client_auth_problems(
+    section: &str,
+    headers: &BTreeMap<String, String>,
+    bearer_token: Option<&Secret>,
+    oauth2: Option<&OAuth2Config>,
+    signature: Option<&SignatureConfig>,
+) -> Vec<(String, String)> {
+    let mut bad = Vec::new();
+    for (name, value) in headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            bad.push((name.clone(), format!("header name {name:?} is not valid")));
+        } else if reqwest::header::HeaderValue::from_str(value).is_err() {
+            bad.push((name.clone(), format!("header {name:?} has a value a header cannot carry")));
+        }
+    }
+    if let Some(o) = oauth2 {
+        match reqwest::Url::parse(&o.token_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => bad.push((
+                "token_url".into(),
+                format!("oauth2.token_url {:?} must be an http or https address with a host", o.token_url),
+            )),
+        }
+        if o.client_id.is_empty() {
+            bad.push(("client_id".into(), "oauth2.client_id must not be empty".into()));
+        }
+        if bearer_token.is_some_and(|t| !t.expose().is_empty()) {
+            bad.push(("oauth2".into(), format!("use either bearer_token or [{section}.oauth2], not both")));
+        }
+    }
+    if let Some(sig) = signature {
+        if !matches!(sig.algorithm.as_str(), "hmac-sha256" | "hmac-sm3") {
+            bad.push((
+                "algorithm".into(),
+                format!("signature.algorithm {:?} must be \"hmac-sha256\" or \"hmac-sm3\"", sig.algorithm),
+            ));
+        }
+        // Empty is "not set yet" (an unset `${VAR:-}`), as for keys and
+        // client secrets: the file loads, and the connector sends nothing
+        // until the secret is configured.
+        let secret = sig.secret.expose();
+        if !secret.is_empty() && secret.len() < 16 {
+            bad.push((
+                "secret".into(),
+                "signature.secret must be at least 16 characters (or empty until it is set)".into(),
+            ));
+        }
+    }
+    bad
 }
 
 fn check_condition(c: &ConditionConfig) -> Result<(), String> {

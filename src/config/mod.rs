@@ -10,6 +10,7 @@ pub mod connector;
 pub mod file;
 pub mod load;
 pub mod mqtt;
+pub mod poll;
 pub mod units;
 
 use std::fmt;

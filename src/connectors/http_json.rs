@@ -11,15 +11,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures::StreamExt;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
 use super::async_trait_shim::BoxFuture;
+use super::client::{self, ClientSettings};
 use super::http_xml::{Answers, Soap};
 use super::oauth2::OAuth2;
 use super::signature::Signer;
 use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
-use crate::config::connector::{AckConfig, OutboundConfig, TlsConfig};
+use crate::config::connector::{AckConfig, OutboundConfig};
 
 /// Characters of a response kept in traces.
 const EXCERPT_CHARS: usize = 512;
@@ -49,44 +49,18 @@ impl HttpJsonConnector {
     }
 
     fn with_answers(name: &str, cfg: &OutboundConfig, base: &Path, answers: Answers, kind: &'static str) -> Result<Self, BuildError> {
-        let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers {
-            let bad = || BuildError::Header {
-                name: name.to_string(),
-                header: k.clone(),
-            };
-            headers.insert(
-                HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?,
-                HeaderValue::from_str(v).map_err(|_| bad())?,
-            );
-        }
-        if let Some(token) = &cfg.bearer_token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| BuildError::Header {
-                name: name.to_string(),
-                header: "authorization".into(),
-            })?;
-            v.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, v);
-        }
-        let mut builder = reqwest::Client::builder();
-        if let Some(tls) = &cfg.tls {
-            builder = with_tls(builder, tls, base).map_err(|message| BuildError::Tls {
-                name: name.to_string(),
-                message,
-            })?;
-        }
-        let client = builder
-            .timeout(cfg.timeout.0)
-            .connect_timeout(cfg.connect_timeout.0)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(cfg.concurrency)
-            .default_headers(headers)
-            .user_agent(concat!("wastehub/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| BuildError::Http {
-                name: name.to_string(),
-                source,
-            })?;
+        let client = client::build(
+            name,
+            &ClientSettings {
+                headers: &cfg.headers,
+                bearer_token: cfg.bearer_token.as_ref(),
+                tls: cfg.tls.as_ref(),
+                timeout: cfg.timeout.0,
+                connect_timeout: cfg.connect_timeout.0,
+                pool_max_idle: cfg.concurrency,
+            },
+            base,
+        )?;
         // Config validation has already parsed the URL.
         let url = reqwest::Url::parse(&cfg.url).map_err(|_| BuildError::Header {
             name: name.to_string(),
@@ -181,33 +155,6 @@ impl HttpJsonConnector {
             .flatten();
         judge(&self.ack, status, retry_after, body, tree.as_ref())
     }
-}
-
-/// Adds the client identity (mTLS) and the partner's CA to a client.
-fn with_tls(mut builder: reqwest::ClientBuilder, tls: &TlsConfig, base: &Path) -> Result<reqwest::ClientBuilder, String> {
-    let read = |p: &str| {
-        let path = if Path::new(p).is_absolute() {
-            Path::new(p).to_path_buf()
-        } else {
-            base.join(p)
-        };
-        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
-    if let Some(cert) = &tls.client_cert {
-        let mut pem = read(cert)?;
-        if let Some(key) = &tls.client_key {
-            pem.push(b'\n');
-            pem.extend(read(key)?);
-        }
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate {cert}: {e}"))?;
-        builder = builder.identity(identity);
-    }
-    if let Some(ca) = &tls.ca {
-        for c in reqwest::Certificate::from_pem_bundle(&read(ca)?).map_err(|e| format!("CA {ca}: {e}"))? {
-            builder = builder.add_root_certificate(c);
-        }
-    }
-    Ok(builder)
 }
 
 impl Outbound for HttpJsonConnector {
@@ -323,7 +270,7 @@ fn failure(retry: Retry, class: &'static str, message: String, http_status: Opti
     }
 }
 
-fn classify_transport(e: reqwest::Error) -> DeliveryError {
+pub(crate) fn classify_transport(e: reqwest::Error) -> DeliveryError {
     let class = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -338,17 +285,8 @@ fn classify_transport(e: reqwest::Error) -> DeliveryError {
 
 /// Reads at most `cap` bytes of the body; the rest is dropped unread.
 async fn read_capped(resp: reqwest::Response, cap: usize) -> Result<String, DeliveryError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(cap.min(8192));
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(classify_transport)?;
-        let room = cap.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if buf.len() >= cap {
-            break;
-        }
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    let body = client::read_body(resp, cap).await.map_err(classify_transport)?;
+    Ok(String::from_utf8_lossy(&body.bytes).into_owned())
 }
 
 fn excerpt(body: &str) -> String {

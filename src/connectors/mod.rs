@@ -5,12 +5,14 @@
 //! A connector classifies every outcome ([`DeliveryError::retry`]); the
 //! `deliver` stage decides what to do with it (schedule, dead letter).
 
+pub mod client;
 pub mod file;
 pub mod health;
 pub mod http_json;
 pub mod http_xml;
 pub mod mqtt;
 pub mod oauth2;
+pub mod poll;
 pub mod signature;
 
 use std::time::Duration;
@@ -142,11 +144,18 @@ pub type Receiver = BoxFuture<'static, ()>;
 /// receive on their own (HTTP kinds receive through the hub's endpoints and
 /// have none). The task hands what it receives to `sink`, acknowledges its
 /// source only after the commit, and returns when `stop` fires. `store`
-/// keeps what a kind must remember across restarts. It reports whether its
+/// keeps what a kind must remember across restarts; `node` is this
+/// process's name in leases (`server.node_id`). It reports whether its
 /// source can be used through `sink.health()` ([`health::HealthReporter`]):
 /// `up`/`down` on every change or check, so operators see it in
 /// `GET /api/v1/connectors`.
-pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, store: Store) -> Result<Option<Receiver>, BuildError> {
+pub fn receiver(
+    cfg: &ConnectorConfig,
+    sink: Sink,
+    stop: CancellationToken,
+    store: Store,
+    node: &str,
+) -> Result<Option<Receiver>, BuildError> {
     match (cfg.kind, &cfg.mqtt) {
         (ConnectorKind::HttpJson | ConnectorKind::HttpXml, _) => Ok(None),
         (ConnectorKind::Mqtt, Some(m)) => Ok(Some(mqtt::MqttConnector::new(&cfg.name, m)?.run(sink, stop))),
@@ -155,6 +164,7 @@ pub fn receiver(cfg: &ConnectorConfig, sink: Sink, stop: CancellationToken, stor
             message: "kind mqtt needs an [mqtt] section".into(),
         }),
         (ConnectorKind::File, _) => Ok(file::receiver(cfg, sink, stop, store)),
+        (ConnectorKind::Poll, _) => poll::receiver(cfg, sink, stop, store, node),
     }
 }
 
@@ -168,6 +178,8 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
         ConnectorKind::Mqtt => Ok(None),
         // Refused at load: a drop folder only receives.
         ConnectorKind::File => Ok(None),
+        // Refused at load: a poller only receives.
+        ConnectorKind::Poll => Ok(None),
     }
 }
 
@@ -179,7 +191,7 @@ pub mod async_trait_shim {
 
 /// The config directory a connector file belongs to (`<dir>/connectors/x.toml`):
 /// the base of relative paths in it.
-fn config_dir(cfg: &ConnectorConfig) -> &std::path::Path {
+pub(crate) fn config_dir(cfg: &ConnectorConfig) -> &std::path::Path {
     std::path::Path::new(&cfg.file)
         .parent()
         .and_then(std::path::Path::parent)

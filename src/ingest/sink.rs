@@ -85,6 +85,22 @@ fn submitted(status: StatusCode, accepted: super::Accepted) -> Submitted {
     }
 }
 
+/// A refusal as one line per problem, for logs and reason files: status,
+/// code and detail, then each field error on a line of its own. It holds
+/// what the hub found wrong, never the submitted body.
+pub fn describe(e: &ApiError) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!("{} {}: {}", e.status.as_u16(), e.code, e.detail);
+    for f in &e.errors {
+        if f.path.is_empty() {
+            let _ = write!(s, "\n    {}", f.message);
+        } else {
+            let _ = write!(s, "\n    {}: {}", f.path, f.message);
+        }
+    }
+    s
+}
+
 /// Whether a refusal should be retried later (the document kept) rather
 /// than parked as permanently bad.
 pub fn is_transient(e: &ApiError) -> bool {

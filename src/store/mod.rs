@@ -12,9 +12,11 @@ pub mod ceiling;
 pub mod deliveries;
 pub mod inbound_files;
 pub mod lanes;
+pub mod leases;
 pub mod messages;
 pub mod partners;
 pub mod sandbox;
+pub mod poll_cursors;
 pub mod trace;
 
 use std::str::FromStr;
@@ -29,7 +31,9 @@ use crate::config::{DatabaseConfig, SqliteSynchronous};
 pub use attempts::AttemptView;
 pub use deliveries::{Claimed, Completion, CompletionOutcome, MappingChoice, ReplayFilter};
 pub use inbound_files::{FileOutcome, FileStart};
+pub use leases::LeaseHolder;
 pub use messages::{InsertOutcome, NewMessage, Receipt, ReceiptDelivery};
+pub use poll_cursors::{LeaseCheck, PollCursor};
 pub use trace::{DeliveryView, DestinationStats, MessageFilter, MessagePage, MessageSummary, MessageView, RenderedView};
 
 /// Store failures. Constraint problems are answered by the callers; anything

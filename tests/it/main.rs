@@ -20,6 +20,7 @@ mod mtls;
 mod ops;
 mod ordering;
 mod partners;
+mod poll;
 mod postgres;
 mod qinqing;
 mod reference;

@@ -29,8 +29,7 @@ use self::read::{BadRecord, Origin};
 use super::Receiver;
 use crate::config::ConnectorConfig;
 use crate::config::file::FileConfig;
-use crate::error::ApiError;
-use crate::ingest::sink::{Sink, is_transient};
+use crate::ingest::sink::{Sink, describe, is_transient};
 use crate::model::{millis_to_rfc3339, now_millis};
 use crate::store::{FileOutcome, FileStart, Store, StoreError};
 use crate::telemetry;
@@ -365,18 +364,4 @@ impl FileConnector {
             }
         }
     }
-}
-
-/// The hub's refusal as one line per problem: status, code, detail, then
-/// each field error.
-fn describe(e: &ApiError) -> String {
-    let mut s = format!("{} {}: {}", e.status.as_u16(), e.code, e.detail);
-    for f in &e.errors {
-        if f.path.is_empty() {
-            let _ = write!(s, "\n    {}", f.message);
-        } else {
-            let _ = write!(s, "\n    {}: {}", f.path, f.message);
-        }
-    }
-    s
 }
