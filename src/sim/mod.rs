@@ -1,10 +1,19 @@
 //! Partner stand-ins: small HTTP servers that play a partner's part where
-//! the real system cannot be reached (the demo, the benchmark, tests). They
-//! record what they accepted so a run can be checked afterwards.
+//! the real system cannot be reached (the demo, the benchmark, tests). The
+//! receiving ones record what they accepted so a run can be checked
+//! afterwards; the department ones (`transport`, `health`) serve a generated
+//! registry page by page for the `poll` connector.
 
+pub mod synth;
+pub mod health;
 pub mod national;
 pub mod provincial;
 pub mod receiver;
+pub mod registry;
+pub mod transport;
+
+#[cfg(test)]
+mod tests;
 
 /// Compiles a contract schema embedded in a simulator.
 pub(crate) fn contract_schema(text: &str, what: &str) -> anyhow::Result<jsonschema::Validator> {
