@@ -8,6 +8,7 @@ mod check;
 mod crash;
 mod delivery;
 mod demo;
+mod departments;
 mod file_drop;
 mod fuzz;
 mod ingest;
