@@ -73,7 +73,13 @@ fn duration(flag: &str, text: Option<&str>) -> anyhow::Result<Option<std::time::
         HumanDuration::parse(t)
             .map(|d| d.0)
             .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
-            .and_then(|d| if d.is_zero() { Err(anyhow::anyhow!("{flag} must be more than 0")) } else { Ok(d) })
+            .and_then(|d| {
+                if d.is_zero() {
+                    Err(anyhow::anyhow!("{flag} must be more than 0"))
+                } else {
+                    Ok(d)
+                }
+            })
     })
     .transpose()
 }
@@ -94,7 +100,10 @@ fn registry_config(args: &SimulateArgs, token_var: &str, default_token: &str) ->
 
 /// Prints the controls a department simulator serves.
 fn print_registry(base: &str, path: &str, registry: &Registry, token_var: &str) {
-    println!("  paged registry:    {base}{path}  ({} records; Authorization: Bearer <{token_var}>)", registry.len());
+    println!(
+        "  paged registry:    {base}{path}  ({} records; Authorization: Bearer <{token_var}>)",
+        registry.len()
+    );
     println!("  change records:    POST {base}/_sim/touch {{\"count\": 5}}");
     println!("  outage:            POST {base}/_sim/outage {{\"down\": true}}");
     println!("  counters:          {base}/_sim/counts");
@@ -179,7 +188,10 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             println!("transport department simulator on {}", sim.url(""));
             print_registry(&sim.url(""), CARRIERS_PATH, &sim.registry, "TRANSPORT_TOKEN");
             if let Some(url) = &args.mqtt {
-                println!("  positions:         POST {}/_sim/tracks {{\"vehicles\": 3, \"points\": 10}} → {url} {TOPIC_PREFIX}/+", sim.url(""));
+                println!(
+                    "  positions:         POST {}/_sim/tracks {{\"vehicles\": 3, \"points\": 10}} → {url} {TOPIC_PREFIX}/+",
+                    sim.url("")
+                );
             }
             if let Some(every) = churn {
                 sim.registry.churn(every, 3, stop.clone());

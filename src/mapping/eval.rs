@@ -83,7 +83,11 @@ impl<'a> Ctx<'a, '_> {
                 });
             }
             let node = Node::Val { value, cdata: rule.cdata };
-            let placed = if rule.append { append(out, &rule.to, node) } else { set(out, &rule.to, node) };
+            let placed = if rule.append {
+                append(out, &rule.to, node)
+            } else {
+                set(out, &rule.to, node)
+            };
             if !placed {
                 self.fail(
                     rule,

@@ -257,8 +257,14 @@ from = "absent"
     );
     let m = compile_text(&text).unwrap_or_else(|e| panic!("{e:?}"));
     let out = |input: Value| m.apply_json(&input).unwrap().json.unwrap()["data"]["linked_batch_codes"].clone();
-    assert_eq!(out(json!({"rid": "r", "batch": "b", "first": "B-7", "flag": true})), json!(["B-7", "FIXED-1"]));
-    assert_eq!(out(json!({"rid": "r", "batch": "b", "first": "B-7", "flag": false})), json!(["B-7"]));
+    assert_eq!(
+        out(json!({"rid": "r", "batch": "b", "first": "B-7", "flag": true})),
+        json!(["B-7", "FIXED-1"])
+    );
+    assert_eq!(
+        out(json!({"rid": "r", "batch": "b", "first": "B-7", "flag": false})),
+        json!(["B-7"])
+    );
     assert_eq!(out(json!({"rid": "r", "batch": "b"})), Value::Null, "no value, no list");
 
     let e = load_error(&format!("{IN_HEAD}\n[[rule]]\nto = \"/data/batch_code/-\"\nvalue = \"x\"\n"));

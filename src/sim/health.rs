@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::synth::{County, Gen, STREETS, TOWNS, VILLAGES, beijing_ms, counties, rfc3339_ms};
 use super::registry::{Mutator, Registry, RegistryConfig, RegistrySpec};
+use super::synth::{County, Gen, STREETS, TOWNS, VILLAGES, beijing_ms, counties, rfc3339_ms};
 
 /// The institution record schema of the contract.
 pub const INSTITUTION_SCHEMA: &str = include_str!("../../contracts/health/institution.schema.json");
@@ -133,7 +133,7 @@ pub fn institutions(seed: u64, n: usize) -> anyhow::Result<Vec<Value>> {
                 break format!("{candidate}（{i}）");
             }
         };
-        let updated = if i % 10 == 0 {
+        let updated = if i.is_multiple_of(10) {
             migrated
         } else {
             beijing_ms(2025, 1, 2, 0, 0, 0) + g.rng.i64(0..span) / 1000 * 1000 + g.rng.i64(0..1000)
@@ -178,7 +178,7 @@ fn institution(
     let public = matches!(&category[..1], "A" | "B" | "C" | "E" | "G");
     // Most village clinics are run by a township health centre of their county.
     let host = (category == "D600" && g.chance(0.7))
-        .then(|| centres.iter().filter(|c| c.county == county.code).last())
+        .then(|| centres.iter().rev().find(|c| c.county == county.code))
         .flatten();
     let (usci, org9, ownership) = match host {
         Some(_) => (None, format!("PDY{:06}", g.rng.u32(0..1_000_000)), "12"),
@@ -201,12 +201,7 @@ fn institution(
         95..99 => ("3", "注销"),
         _ => ("4", "吊销"),
     };
-    let town_road = format!(
-        "{}{}{}号",
-        g.pick(&TOWNS),
-        g.pick(&super::synth::ROADS),
-        g.rng.u32(1..900)
-    );
+    let town_road = format!("{}{}{}号", g.pick(&TOWNS), g.pick(&super::synth::ROADS), g.rng.u32(1..900));
     let mut r = json!({
         "institutionId": format!("YL{}{:06}", county.code, i + 1),
         "revision": g.rng.i64(1..8),
@@ -238,7 +233,12 @@ fn institution(
         });
     }
     if status != "1" && g.chance(0.5) {
-        r["statusReason"] = json!(*g.pick(&["房屋装修改造，暂停执业", "主要负责人变更，停业整改", "机构合并，原址不再执业", "执业许可证有效期届满未校验"]));
+        r["statusReason"] = json!(*g.pick(&[
+            "房屋装修改造，暂停执业",
+            "主要负责人变更，停业整改",
+            "机构合并，原址不再执业",
+            "执业许可证有效期届满未校验"
+        ]));
     }
     if g.chance(0.9) {
         r["licenceValidTo"] = json!(g.date(2026, 2031));

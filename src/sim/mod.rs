@@ -4,12 +4,12 @@
 //! afterwards; the department ones (`transport`, `health`) serve a generated
 //! registry page by page for the `poll` connector.
 
-pub mod synth;
 pub mod health;
 pub mod national;
 pub mod provincial;
 pub mod receiver;
 pub mod registry;
+pub mod synth;
 pub mod transport;
 
 #[cfg(test)]

@@ -46,20 +46,12 @@ impl County {
     /// The one-character short name of the city used in transport licence
     /// numbers (厦 in 闽交运管许可厦字…).
     pub fn city_short(&self) -> &'static str {
-        CITY_FACTS
-            .iter()
-            .find(|f| f.0 == self.city_code)
-            .map(|f| f.1)
-            .unwrap_or("闽")
+        CITY_FACTS.iter().find(|f| f.0 == self.city_code).map(|f| f.1).unwrap_or("闽")
     }
 
     /// The city's telephone area code (0592 for Xiamen).
     pub fn area_code(&self) -> &'static str {
-        CITY_FACTS
-            .iter()
-            .find(|f| f.0 == self.city_code)
-            .map(|f| f.2)
-            .unwrap_or("0591")
+        CITY_FACTS.iter().find(|f| f.0 == self.city_code).map(|f| f.2).unwrap_or("0591")
     }
 }
 
@@ -133,9 +125,22 @@ pub const TOWNS: [&str; 16] = [
 /// Street stems.
 pub const STREETS: [&str; 10] = ["东街", "南街", "西门", "城关", "凤凰", "江滨", "鲤城", "金山", "华林", "湖东"];
 /// Village stems.
-pub const VILLAGES: [&str; 12] = ["坝下", "后洋", "东山", "前埔", "溪口", "上坪", "岭头", "新厝", "洋边", "林墩", "后垵", "湖边"];
+pub const VILLAGES: [&str; 12] = [
+    "坝下", "后洋", "东山", "前埔", "溪口", "上坪", "岭头", "新厝", "洋边", "林墩", "后垵", "湖边",
+];
 /// Road names.
-pub const ROADS: [&str; 10] = ["人民路", "解放路", "中山路", "建设路", "江滨路", "府前路", "工业路", "湖滨路", "环城路", "站前路"];
+pub const ROADS: [&str; 10] = [
+    "人民路",
+    "解放路",
+    "中山路",
+    "建设路",
+    "江滨路",
+    "府前路",
+    "工业路",
+    "湖滨路",
+    "环城路",
+    "站前路",
+];
 
 /// A seeded generator.
 #[derive(Debug)]
@@ -351,6 +356,9 @@ mod tests {
     fn same_seed_same_data() {
         let a: Vec<String> = (0..5).map(|_| Gen::new(3).person()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_eq!(rfc3339_ms(beijing_ms(2026, 3, 2, 10, 15, 27) + 481), "2026-03-02T10:15:27.481+08:00");
+        assert_eq!(
+            rfc3339_ms(beijing_ms(2026, 3, 2, 10, 15, 27) + 481),
+            "2026-03-02T10:15:27.481+08:00"
+        );
     }
 }

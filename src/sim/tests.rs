@@ -151,16 +151,27 @@ async fn transport_pages_follow_the_contract_and_map_to_valid_transporter_record
         records: 80,
         ..TransportConfig::default()
     };
-    let sim = TransportSim::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), cfg, CancellationToken::new()).unwrap();
+    let sim = TransportSim::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        cfg,
+        CancellationToken::new(),
+    )
+    .unwrap();
     let (items, cursor) = fetch_all(&sim.url(CARRIERS_PATH), "t0ken", 25, None).await;
     assert_eq!(items.len(), 80);
     let mut statuses = std::collections::BTreeSet::new();
     for item in &items {
         assert_valid(&schema, item);
         let event = hub.map_checked("transport/transporter-record-in", item);
-        assert_eq!(event["id"], json!(format!("{}:{}", item["recordId"].as_str().unwrap(), item["version"])));
+        assert_eq!(
+            event["id"],
+            json!(format!("{}:{}", item["recordId"].as_str().unwrap(), item["version"]))
+        );
         assert_eq!(event["jurisdiction"], item["areaCode"]);
-        assert_eq!(event["data"]["vehicles"].as_array().map(Vec::len), item["vehicles"].as_array().map(Vec::len));
+        assert_eq!(
+            event["data"]["vehicles"].as_array().map(Vec::len),
+            item["vehicles"].as_array().map(Vec::len)
+        );
         statuses.insert(event["data"]["status"].as_str().unwrap().to_string());
     }
     assert!(statuses.contains("ACTIVE") && statuses.len() >= 2, "{statuses:?}");
@@ -184,7 +195,12 @@ async fn health_pages_follow_the_contract_and_map_to_valid_registrations() {
         records: 200,
         ..HealthConfig::default()
     };
-    let sim = HealthSim::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), cfg, CancellationToken::new()).unwrap();
+    let sim = HealthSim::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        cfg,
+        CancellationToken::new(),
+    )
+    .unwrap();
     let (items, cursor) = fetch_all(&sim.url(INSTITUTIONS_PATH), "h0ken", 25, None).await;
     assert_eq!(items.len(), 200);
     let (mut hosted, mut transit) = (0, 0);
@@ -203,7 +219,10 @@ async fn health_pages_follow_the_contract_and_map_to_valid_registrations() {
             transit += 1;
         }
     }
-    assert!(hosted > 0 && transit > 0, "hosted village clinics {hosted}, transit points {transit}");
+    assert!(
+        hosted > 0 && transit > 0,
+        "hosted village clinics {hosted}, transit points {transit}"
+    );
     sim.registry.touch(20);
     let (changed, _) = fetch_all(&sim.url(INSTITUTIONS_PATH), "h0ken", 25, cursor.as_deref()).await;
     assert_eq!(changed.len(), 20);
@@ -230,7 +249,10 @@ async fn track_batches_follow_the_contract_and_map_to_valid_track_points() {
         assert_eq!(topic, "fj/transport/positions/35000011");
         assert_valid(&schema, batch);
         let event = hub.map_checked("transport/track-points-in", batch);
-        assert_eq!(event["data"]["points"].as_array().map(Vec::len), batch["gnss"].as_array().map(Vec::len));
+        assert_eq!(
+            event["data"]["points"].as_array().map(Vec::len),
+            batch["gnss"].as_array().map(Vec::len)
+        );
     }
     // A vehicle's batches are numbered 0, 1, …: the same vehicle again gets the next number.
     let seqs: Vec<u64> = first.iter().chain(&second).filter_map(|(_, b)| b["batchSeq"].as_u64()).collect();
@@ -311,13 +333,9 @@ async fn check_examples(partner: &str, hub: &Hub, base: &str) -> usize {
         match s("direction").as_str() {
             "from-partner" => {
                 let (connector, mapping, items) = match (partner, s("channel").as_str(), s("type").as_str()) {
-                    ("transport", "poll", "transporter-record") => {
-                        ("transport-carriers", "transport/transporter-record-in", "/items")
-                    }
+                    ("transport", "poll", "transporter-record") => ("transport-carriers", "transport/transporter-record-in", "/items"),
                     ("transport", "mqtt", "track-points") => ("transport-tracks", "transport/track-points-in", ""),
-                    ("health", "poll", "enterprise-registration") => {
-                        ("health-institutions", "health/enterprise-registration-in", "/items")
-                    }
+                    ("health", "poll", "enterprise-registration") => ("health-institutions", "health/enterprise-registration-in", "/items"),
                     other => panic!("{}: unexpected example {other:?}", f.display()),
                 };
                 let wire = read_json(&f.join(s("wire")));
@@ -343,7 +361,11 @@ async fn check_examples(partner: &str, hub: &Hub, base: &str) -> usize {
                 );
             }
             "to-partner" => {
-                assert!(ex.get("canonical").is_none(), "{}: answer-only examples have no canonical", f.display());
+                assert!(
+                    ex.get("canonical").is_none(),
+                    "{}: answer-only examples have no canonical",
+                    f.display()
+                );
                 let (start, headers, _) = http_message(&f.join(s("wire")));
                 let mut parts = start.split(' ');
                 let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
@@ -360,7 +382,12 @@ async fn check_examples(partner: &str, hub: &Hub, base: &str) -> usize {
                 assert_eq!(r.status().as_u16(), want_status, "{}", f.display());
                 for (k, v) in &want_headers {
                     let got = r.headers().get(k.as_str()).and_then(|h| h.to_str().ok()).unwrap_or_default();
-                    assert_eq!(got.split(';').next().unwrap_or_default().trim(), v.split(';').next().unwrap_or_default().trim(), "{}: header {k}", f.display());
+                    assert_eq!(
+                        got.split(';').next().unwrap_or_default().trim(),
+                        v.split(';').next().unwrap_or_default().trim(),
+                        "{}: header {k}",
+                        f.display()
+                    );
                 }
                 let got: Value = r.json().await.expect("JSON answer");
                 let want: Value = serde_json::from_str(&want_body).expect("JSON in the answer file");

@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::synth::{County, Gen, PlateStyle, beijing, beijing_ms, counties, rfc3339_ms};
 use super::registry::{Mutator, Registry, RegistryConfig, RegistrySpec};
+use super::synth::{County, Gen, PlateStyle, beijing, beijing_ms, counties, rfc3339_ms};
 
 /// The carrier record schema of the contract.
 pub const CARRIER_SCHEMA: &str = include_str!("../../contracts/transport/carrier.schema.json");
@@ -182,7 +182,12 @@ const VEHICLE_TYPES: [(&str, &str, u32, u32, PlateStyle); 7] = [
     ("纯电动厢式货车", "厢式", 1_000, 4_495, PlateStyle::NewEnergy),
 ];
 /// (code, name, share in per mille, cumulative).
-const STATUSES: [(&str, &str, u32); 4] = [("10", "营业", 850), ("20", "停业整顿", 930), ("30", "吊销", 970), ("40", "注销", 1000)];
+const STATUSES: [(&str, &str, u32); 4] = [
+    ("10", "营业", 850),
+    ("20", "停业整顿", 930),
+    ("30", "吊销", 970),
+    ("40", "注销", 1000),
+];
 
 /// Generates `n` carrier records from `seed`, valid against the
 /// contract's carrier schema. A tenth of them share one update time (the
@@ -205,7 +210,7 @@ pub fn carriers(seed: u64, n: usize) -> anyhow::Result<Vec<Value>> {
                 break format!("{candidate}（{i}）");
             }
         };
-        let updated = if i % 10 == 0 {
+        let updated = if i.is_multiple_of(10) {
             migrated
         } else {
             beijing_ms(2025, 1, 2, 0, 0, 0) + g.rng.i64(0..span) / 1000 * 1000 + g.rng.i64(0..1000)
@@ -289,7 +294,7 @@ fn vehicle(g: &mut Gen, county: &County) -> Value {
 fn person(g: &mut Gen, county: &County, k: usize) -> Value {
     json!({
         "name": g.person(),
-        "post": if k % 2 == 0 { "驾驶员" } else { "押运员" },
+        "post": if k.is_multiple_of(2) { "驾驶员" } else { "押运员" },
         "qualificationNo": format!("{}{}{:06}", county.code, g.rng.u32(2010..2025), g.rng.u32(0..1_000_000)),
         "qualificationValidTo": g.date(2026, 2031),
     })
@@ -307,7 +312,11 @@ fn mutate_carrier(r: &mut Value, rng: &mut fastrand::Rng, counties: &[County]) {
     match g.rng.u8(0..5) {
         0 => r["licence"]["validTo"] = json!(g.date(2027, 2031)),
         1 => {
-            let (code, name) = if r["operatingStatus"] == "10" { ("20", "停业整顿") } else { ("10", "营业") };
+            let (code, name) = if r["operatingStatus"] == "10" {
+                ("20", "停业整顿")
+            } else {
+                ("10", "营业")
+            };
             r["operatingStatus"] = json!(code);
             r["operatingStatusName"] = json!(name);
         }
@@ -417,10 +426,7 @@ impl Tracks {
 /// `points` fixes 30 s apart ending at `now` (epoch seconds), driving away
 /// from near `centre`: WGS-84 micro-degrees, km/h, Beijing time.
 fn path(rng: &mut fastrand::Rng, centre: (f64, f64), points: usize, now: i64) -> Vec<Value> {
-    let (mut lat, mut lon) = (
-        centre.0 + (rng.f64() - 0.5) * 0.2,
-        centre.1 + (rng.f64() - 0.5) * 0.2,
-    );
+    let (mut lat, mut lon) = (centre.0 + (rng.f64() - 0.5) * 0.2, centre.1 + (rng.f64() - 0.5) * 0.2);
     let mut heading = rng.u32(0..360);
     let mut odometer = rng.u32(10_000..500_000);
     let first = now - 30 * (points as i64 - 1);
@@ -432,7 +438,7 @@ fn path(rng: &mut fastrand::Rng, centre: (f64, f64), points: usize, now: i64) ->
             lat += km * h.cos() / 111.0;
             lon += km * h.sin() / (111.0 * lat.to_radians().cos());
             heading = (heading + 345 + rng.u32(0..=30)) % 360;
-            odometer += u32::from(k % 2 == 1);
+            odometer += u32::from(!k.is_multiple_of(2));
             let t = chrono::DateTime::from_timestamp(first + 30 * k as i64, 0)
                 .unwrap_or_default()
                 .with_timezone(&beijing());

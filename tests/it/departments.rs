@@ -41,9 +41,7 @@ fn spec(connectors: Vec<(String, String)>) -> HubSpec {
 
 /// Messages of `type` from `source` the hub stored (up to 500).
 async fn stored(app: &TestApp, ty: &str, source: &str) -> Vec<Value> {
-    let (status, page) = app
-        .op_get(&format!("/api/v1/messages?type={ty}&source={source}&limit=500"))
-        .await;
+    let (status, page) = app.op_get(&format!("/api/v1/messages?type={ty}&source={source}&limit=500")).await;
     assert_eq!(status, 200, "{page}");
     page["items"].as_array().cloned().unwrap_or_default()
 }
@@ -124,7 +122,11 @@ async fn contract_position_batch_over_mqtt_is_stored_as_track_points() {
     let mut found = Vec::new();
     for _ in 0..20 {
         publish(&url, &format!("{prefix}/35000011"), payload.clone()).await;
-        if eventually(Duration::from_secs(1), || async { !stored(&app, "track-points", source).await.is_empty() }).await {
+        if eventually(Duration::from_secs(1), || async {
+            !stored(&app, "track-points", source).await.is_empty()
+        })
+        .await
+        {
             found = stored(&app, "track-points", source).await;
             break;
         }
@@ -165,7 +167,11 @@ async fn simulator_positions_over_mqtt_are_stored() {
     let subscribed = async {
         for _ in 0..20 {
             sim.publish_tracks(1, 3).await.expect("publish");
-            if eventually(Duration::from_secs(1), || async { !stored(&app, "track-points", source).await.is_empty() }).await {
+            if eventually(Duration::from_secs(1), || async {
+                !stored(&app, "track-points", source).await.is_empty()
+            })
+            .await
+            {
                 return true;
             }
         }
@@ -175,11 +181,18 @@ async fn simulator_positions_over_mqtt_are_stored() {
     let before = stored(&app, "track-points", source).await.len();
     assert_eq!(sim.publish_tracks(5, 20).await.expect("publish"), 5);
     assert!(
-        eventually(Duration::from_secs(15), || async { stored(&app, "track-points", source).await.len() == before + 5 }).await,
+        eventually(Duration::from_secs(15), || async {
+            stored(&app, "track-points", source).await.len() == before + 5
+        })
+        .await,
         "five more batches stored"
     );
     let messages = stored(&app, "track-points", source).await;
-    assert!(messages.iter().all(|m| m["subject"].as_str().is_some_and(|s| s.starts_with("vehicle:闽"))));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["subject"].as_str().is_some_and(|s| s.starts_with("vehicle:闽")))
+    );
     app.stop().await.expect("stopped");
     forget_session(&url, &client_id).await;
 }
@@ -201,7 +214,10 @@ fn institutions_connector(sim: &HealthSim, token: &str) -> (String, String) {
     shipped(
         "health-institutions",
         &[
-            ("${HEALTH_URL:-http://127.0.0.1:9104/api/v1/institutions}", &sim.url(INSTITUTIONS_PATH)),
+            (
+                "${HEALTH_URL:-http://127.0.0.1:9104/api/v1/institutions}",
+                &sim.url(INSTITUTIONS_PATH),
+            ),
             ("${HEALTH_TOKEN:-}", token),
             ("${HEALTH_POLL_INTERVAL:-15m}", "1s"),
             ("retry_schedule = \"5s 30s 2m 10m\"", "retry_schedule = \"200ms 500ms\""),

@@ -316,18 +316,22 @@ fn decode_token(token: &str) -> Option<Position> {
     })
 }
 
-/// The query of a page request, checked; or the `400` to answer.
-fn position(cfg: &RegistryConfig, q: &HashMap<String, String>) -> Result<(Position, usize), Response> {
+/// Why a page request is refused with `400`.
+#[derive(Debug)]
+struct BadRequest {
+    code: &'static str,
+    message: String,
+}
+
+/// The query of a page request, checked.
+fn position(cfg: &RegistryConfig, q: &HashMap<String, String>) -> Result<(Position, usize), BadRequest> {
+    let bad = |code: &'static str, message: String| BadRequest { code, message };
     let limit = match q.get("limit") {
         None => cfg.default_page.min(cfg.max_page),
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=cfg.max_page).contains(&n) => n,
             _ => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_PARAMETER",
-                    &format!("limit 必须是 1 到 {} 之间的整数", cfg.max_page),
-                ));
+                return Err(bad("INVALID_PARAMETER", format!("limit 必须是 1 到 {} 之间的整数", cfg.max_page)));
             }
         },
     };
@@ -335,7 +339,7 @@ fn position(cfg: &RegistryConfig, q: &HashMap<String, String>) -> Result<(Positi
     if let Some(token) = q.get("page_token").filter(|t| !t.is_empty()) {
         return decode_token(token)
             .map(|p| (p, limit))
-            .ok_or_else(|| error(StatusCode::BAD_REQUEST, "INVALID_PAGE_TOKEN", "page_token 无效"));
+            .ok_or_else(|| bad("INVALID_PAGE_TOKEN", "page_token 无效".into()));
     }
     let cursor = match q.get("updated_since").filter(|c| !c.is_empty()) {
         None => None,
@@ -343,11 +347,7 @@ fn position(cfg: &RegistryConfig, q: &HashMap<String, String>) -> Result<(Positi
             // Records carry whole milliseconds: "after c" is "after floor(c)".
             Ok(t) => Some(t.timestamp_micros().div_euclid(1000)),
             Err(_) => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_PARAMETER",
-                    "updated_since 必须是带时区的 RFC 3339 时间",
-                ));
+                return Err(bad("INVALID_PARAMETER", "updated_since 必须是带时区的 RFC 3339 时间".into()));
             }
         },
     };
@@ -399,15 +399,16 @@ async fn page(State(st): State<Arc<Inner>>, headers: HeaderMap, Query(q): Query<
         if presented != Some(st.cfg.token.as_str()) {
             book.counts.unauthorized += 1;
             let mut r = error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "访问令牌无效或已过期");
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             return r;
         }
     }
     let (pos, limit) = match position(&st.cfg, &q) {
         Ok(p) => p,
-        Err(r) => {
+        Err(b) => {
             book.counts.bad_requests += 1;
-            return r;
+            return error(StatusCode::BAD_REQUEST, b.code, &b.message);
         }
     };
     if st.cfg.fail_share > 0.0 && book.rng.f64() < st.cfg.fail_share {

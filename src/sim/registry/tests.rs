@@ -146,7 +146,12 @@ async fn next_cursor_never_splits_records_sharing_an_update_time() {
     let resumed: Vec<String> = run(&base, Some(&cursor), 3).await.iter().flat_map(ids).collect();
     assert_eq!(resumed, ["R03", "R04", "R05", "R06", "R07", "R08", "R09"]);
     // Inside the group the cursor does not move either.
-    let (_, second) = get_page(&base, None, &[("limit", "1"), ("page_token", first["next_page_token"].as_str().unwrap())]).await;
+    let (_, second) = get_page(
+        &base,
+        None,
+        &[("limit", "1"), ("page_token", first["next_page_token"].as_str().unwrap())],
+    )
+    .await;
     assert_eq!(ids(&second), ["R04"]);
     assert_eq!(second["next_cursor"], json!(cursor));
 }
@@ -170,7 +175,12 @@ async fn a_first_page_inside_a_group_resumes_from_the_epoch() {
     let (_, first) = get_page(&base, None, &[("limit", "2")]).await;
     assert_eq!(ids(&first), ["M1", "M2"]);
     assert_eq!(first["next_cursor"], "1970-01-01T08:00:00.000+08:00");
-    let (_, last) = get_page(&base, None, &[("limit", "2"), ("page_token", first["next_page_token"].as_str().unwrap())]).await;
+    let (_, last) = get_page(
+        &base,
+        None,
+        &[("limit", "2"), ("page_token", first["next_page_token"].as_str().unwrap())],
+    )
+    .await;
     assert_eq!(ids(&last), ["M3", "M4"]);
     assert_eq!(last["next_cursor"], json!(at), "the whole group has been listed");
 }
@@ -189,7 +199,11 @@ async fn the_same_page_token_gives_the_same_page() {
     let (_, c) = get_page(
         &base,
         None,
-        &[("limit", "4"), ("page_token", token), ("updated_since", "2020-01-01T00:00:00+08:00")],
+        &[
+            ("limit", "4"),
+            ("page_token", token),
+            ("updated_since", "2020-01-01T00:00:00+08:00"),
+        ],
     )
     .await;
     assert_eq!(a, c);
@@ -217,7 +231,11 @@ async fn a_record_changed_during_a_run_is_listed_again_later_and_none_is_skipped
     // The next run from that cursor finds nothing, until something changes.
     assert!(run(&base, Some(&cursor), 10).await.iter().flat_map(ids).next().is_none());
     let again = reg.touch(1);
-    let next: Vec<Value> = run(&base, Some(&cursor), 10).await.into_iter().flat_map(|p| p["items"].as_array().unwrap().clone()).collect();
+    let next: Vec<Value> = run(&base, Some(&cursor), 10)
+        .await
+        .into_iter()
+        .flat_map(|p| p["items"].as_array().unwrap().clone())
+        .collect();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0]["id"], json!(again[0].id));
     assert_eq!(next[0]["note"], "changed");
@@ -284,7 +302,14 @@ async fn an_outage_answers_503_until_it_ends_and_failures_answer_500() {
     assert_eq!(r.headers()["retry-after"], "5");
     reg.set_outage(false);
     assert_eq!(get_page(&base, None, &[]).await.0, 200);
-    let counts: Counts = client.get(format!("{base}/_sim/counts")).send().await.unwrap().json().await.unwrap();
+    let counts: Counts = client
+        .get(format!("{base}/_sim/counts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!((counts.unavailable, counts.pages), (1, 1));
 
     let failing = registry(
