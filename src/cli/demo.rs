@@ -1,7 +1,8 @@
 //! `wastehub demo`: the hub on SQLite with the shipped connectors, stand-ins
-//! for the provincial and national systems, and a stream of sample messages
-//! from the Xiamen Haicang park's cell platform. Prints progress and a
-//! per-partner summary, then keeps serving until Ctrl-C.
+//! for the provincial and national systems and for the transport and health
+//! departments' registries (which the `poll` connectors read), and a stream
+//! of sample messages from the Xiamen Haicang park's cell platform. Prints
+//! progress and a per-partner summary, then keeps serving until Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 use super::samples::{Samples, event};
 use super::{Overrides, load, signal_on};
 use crate::ingest::auth::generate_key;
+use crate::sim::health::{HealthConfig, HealthSim, INSTITUTIONS_PATH};
 use crate::sim::national::{NationalConfig, NationalSim};
 use crate::sim::receiver::{Behaviour, Receiver};
+use crate::sim::registry::RegistryConfig;
+use crate::sim::transport::{CARRIERS_PATH, TransportConfig, TransportSim};
 
 /// The park whose platform sends the sample stream (a shipped connector).
 const PARK_SOURCE: &str = "urn:fj:cell:xm-haicang";
@@ -61,6 +65,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let national_secret = national_cfg.client_secret.clone();
     let national = NationalSim::start(tokio::net::TcpListener::bind("127.0.0.1:0").await?, national_cfg, stop.clone())?;
+    let departments = Departments::start(&stop).await?;
     remove_sqlite_files(&args.database)?;
 
     let (park_key, park_sha) = generate_key();
@@ -80,6 +85,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ("WASTEHUB__ADMIN__OPERATOR_TOKEN_SHA256", operator_sha),
     ]
     .into_iter()
+    .chain(departments.env())
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let loaded = load(
@@ -105,6 +111,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  national simulator:   {}  (XML, OAuth2, 50 requests/s; fails {:.0} % of requests with 503)",
         national.url("/exchange"),
         args.national_failures * 100.0
+    );
+    println!(
+        "  transport department: {}  (carrier registry, read by the transport-carriers poll connector)",
+        departments.transport.url(CARRIERS_PATH)
+    );
+    println!(
+        "  health commission:    {}  (medical institutions, read by the health-institutions poll connector)",
+        departments.health.url(INSTITUTIONS_PATH)
     );
     println!("  sender:               Xiamen Haicang park cell platform ({PARK_SOURCE})\n");
 
@@ -153,6 +167,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("sending stopped early: {e:#}");
     }
     print_summary(&client, &base, &operator, &provincial, &national).await;
+    departments.print();
     println!("\nThe hub keeps serving at {base}. The operator token for this run is:\n  {operator}");
     println!("Try:\n  curl -s -H 'Authorization: Bearer {operator}' '{base}/api/v1/messages?limit=3'");
     println!("  curl -s -H 'Authorization: Bearer {operator}' {base}/api/v1/messages/<id from the list>");
@@ -284,6 +299,70 @@ async fn print_summary(client: &reqwest::Client, base: &str, operator: &str, pro
         "  national simulator: {} OAuth2 token(s) issued, {} answered 503, {} answered 429, {} refused by its schema",
         n.tokens, n.unavailable, n.rate_limited, n.refused
     );
+}
+
+/// The departments' registries the shipped `poll` connectors read, on
+/// ephemeral ports, polled every few seconds so the demo shows them.
+struct Departments {
+    transport: TransportSim,
+    health: HealthSim,
+}
+
+impl Departments {
+    const TRANSPORT_TOKEN: &'static str = "transport-sim-token";
+    const HEALTH_TOKEN: &'static str = "health-sim-token";
+
+    async fn start(stop: &CancellationToken) -> anyhow::Result<Self> {
+        let registry = |token: &str| RegistryConfig {
+            token: token.to_string(),
+            ..RegistryConfig::default()
+        };
+        let transport = TransportSim::start(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            TransportConfig {
+                registry: registry(Self::TRANSPORT_TOKEN),
+                ..TransportConfig::default()
+            },
+            stop.clone(),
+        )?;
+        let health = HealthSim::start(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            HealthConfig {
+                registry: registry(Self::HEALTH_TOKEN),
+                ..HealthConfig::default()
+            },
+            stop.clone(),
+        )?;
+        // Records keep changing, as a live registry's do.
+        transport.registry.churn(Duration::from_secs(5), 2, stop.clone());
+        health.registry.churn(Duration::from_secs(5), 2, stop.clone());
+        Ok(Self { transport, health })
+    }
+
+    /// The connector files' variables that point them here.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TRANSPORT_URL", self.transport.url(CARRIERS_PATH)),
+            ("TRANSPORT_TOKEN", Self::TRANSPORT_TOKEN.into()),
+            ("TRANSPORT_POLL_INTERVAL", "5s".into()),
+            ("HEALTH_URL", self.health.url(INSTITUTIONS_PATH)),
+            ("HEALTH_TOKEN", Self::HEALTH_TOKEN.into()),
+            ("HEALTH_POLL_INTERVAL", "5s".into()),
+        ]
+    }
+
+    fn print(&self) {
+        let (t, h) = (self.transport.registry.counts(), self.health.registry.counts());
+        println!(
+            "  department registries so far: transport {} page(s), {} carrier record(s) of {}; health {} page(s), {} institution record(s) of {}",
+            t.pages,
+            t.items,
+            self.transport.registry.len(),
+            h.pages,
+            h.items,
+            self.health.registry.len()
+        );
+    }
 }
 
 fn remove_sqlite_files(url: &str) -> anyhow::Result<()> {

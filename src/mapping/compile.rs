@@ -375,7 +375,20 @@ impl Compiler<'_> {
     fn rule(&mut self, spec: &Spanned<RuleSpec>, src_base: &[String], dst_base: &[String], in_each: bool) -> Option<Rule> {
         let r = spec.get_ref();
         let at = format!("{}:{}", self.label, line_of(self.text, spec.span().start));
-        let to_text = r.to.get_ref().trim_start_matches('/').to_string();
+        let mut to_text = r.to.get_ref().trim_start_matches('/').to_string();
+        // A last step `-` appends to a list (as in JSON Patch, RFC 6902), so
+        // several rules can each add one element: roles, flags.
+        let append = to_text == "-" || to_text.ends_with("/-");
+        if append {
+            to_text.truncate(to_text.len().saturating_sub(2));
+            if to_text.is_empty() || r.each.is_some() || self.output_is_xml {
+                self.err(
+                    &r.to,
+                    "to = \"<list>/-\" appends one value to a JSON list; it needs a list path and takes no each".into(),
+                );
+                return None;
+            }
+        }
         if to_text.is_empty() {
             self.err(&r.to, "to is empty".into());
             return None;
@@ -398,7 +411,24 @@ impl Compiler<'_> {
         }
         let mut dst_path: Vec<String> = dst_base.to_vec();
         dst_path.extend(to_names.iter().filter(|n| n.as_str() != ".").cloned());
-        let dst_types = self.side_types(false, &dst_path, &r.to, &to_text);
+        let mut dst_types = self.side_types(false, &dst_path, &r.to, &to_text);
+        if append {
+            if let Some(types) = &dst_types
+                && !types.is_empty()
+                && !types.contains("array")
+            {
+                self.err(
+                    &r.to,
+                    format!(
+                        "type mismatch: to = \"{to_text}/-\" appends to a list, but {to_text:?} is {} in the target schema",
+                        types.iter().cloned().collect::<Vec<_>>().join("/")
+                    ),
+                );
+            }
+            // The value written is one element: its type is the items' type.
+            dst_path.push("*".into());
+            dst_types = self.side_types(false, &dst_path, &r.to, &to_text);
+        }
 
         if let Some(each) = &r.each {
             for (present, what) in [
@@ -451,6 +481,7 @@ impl Compiler<'_> {
                 required: r.required,
                 as_type: None,
                 cdata: false,
+                append: false,
                 children,
             });
         }
@@ -579,6 +610,7 @@ impl Compiler<'_> {
             required: r.required,
             as_type: explicit.or(inferred),
             cdata: r.cdata,
+            append,
             children: Vec::new(),
         })
     }
@@ -815,7 +847,7 @@ impl Compiler<'_> {
             "unit" => {
                 a.only(&["from", "to"])?;
                 let (from, to) = (a.str("from")?, a.str("to")?);
-                let known = "t, kg, g, mg, m3, L, mL";
+                let known = "t, kg, g, mg, m3, L, mL, deg, udeg";
                 let (df, ef) = unit_exponent(&from).ok_or_else(|| format!("unit: unknown unit {from:?} (known: {known})"))?;
                 let (dt, et) = unit_exponent(&to).ok_or_else(|| format!("unit: unknown unit {to:?} (known: {known})"))?;
                 if df != dt {

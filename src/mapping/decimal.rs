@@ -170,7 +170,8 @@ impl fmt::Display for Decimal {
 }
 
 /// Powers of ten of the units the `unit` operation converts between, by
-/// dimension: mass in grams, volume in litres.
+/// dimension: mass in grams, volume in litres, angle in degrees (`udeg`,
+/// millionths of a degree, is how JT/T 808 and JT/T 809 carry coordinates).
 pub fn unit_exponent(unit: &str) -> Option<(&'static str, i32)> {
     Some(match unit {
         "t" => ("mass", 6),
@@ -180,6 +181,8 @@ pub fn unit_exponent(unit: &str) -> Option<(&'static str, i32)> {
         "m3" => ("volume", 3),
         "L" => ("volume", 0),
         "mL" => ("volume", -3),
+        "deg" => ("angle", 0),
+        "udeg" => ("angle", -6),
         _ => return None,
     })
 }
@@ -202,6 +205,16 @@ mod tests {
             d("123456789.123456789").shift(3).unwrap().shift(-3).unwrap(),
             d("123456789.123456789")
         );
+    }
+
+    #[test]
+    fn millionths_of_a_degree_to_degrees() {
+        let (dim, from) = unit_exponent("udeg").unwrap();
+        let (same, to) = unit_exponent("deg").unwrap();
+        assert_eq!(dim, same);
+        assert_eq!(d("25711542").shift(from - to).unwrap().normalized().to_string(), "25.711542");
+        assert_eq!(d("-119359870").shift(from - to).unwrap().normalized().to_string(), "-119.35987");
+        assert_ne!(unit_exponent("kg").unwrap().0, dim, "an angle is not a mass");
     }
 
     #[test]

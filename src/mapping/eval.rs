@@ -83,7 +83,12 @@ impl<'a> Ctx<'a, '_> {
                 });
             }
             let node = Node::Val { value, cdata: rule.cdata };
-            if !set(out, &rule.to, node) {
+            let placed = if rule.append {
+                append(out, &rule.to, node)
+            } else {
+                set(out, &rule.to, node)
+            };
+            if !placed {
                 self.fail(
                     rule,
                     out_path(out_prefix, rule),
@@ -355,6 +360,18 @@ fn parent_mut<'n>(out: &'n mut Node, to: &[Seg]) -> Option<&'n mut Node> {
         }
     }
     Some(node)
+}
+
+/// Appends `value` to the list at `to` (created when absent).
+fn append(out: &mut Node, to: &[Seg], value: Node) -> bool {
+    let Some(Seg::Key(last)) = to.last() else { return false };
+    match parent_mut(out, to).and_then(|p| p.child_mut(last, || Node::Arr(Vec::new()))) {
+        Some(Node::Arr(items)) => {
+            items.push(value);
+            true
+        }
+        _ => false,
+    }
 }
 
 fn set(out: &mut Node, to: &[Seg], value: Node) -> bool {

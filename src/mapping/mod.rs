@@ -118,6 +118,8 @@ pub(crate) struct Rule {
     pub required: bool,
     pub as_type: Option<AsType>,
     pub cdata: bool,
+    /// `to` ended in `/-`: the value is appended to the list at `to`.
+    pub append: bool,
     pub children: Vec<Rule>,
 }
 

@@ -261,6 +261,45 @@ when = { path = "quantity/unit", equals = "kg" }
         "{OUT_HEAD}[[rule]]\nto = \"x\"\neach = \"/data/lines\"\nwhen = {{ path = \"quantity/nope\", exists = true }}\n  [[rule.rule]]\n  to = \"c\"\n  from = \"waste_code\"\n"
     ));
     assert!(e.message.contains("nope"), "{e:?}");
+/// `to = "<list>/-"` appends one value per rule, in rule order, skipping
+/// rules whose condition fails; it refuses a target that is not a list.
+#[test]
+fn a_dash_step_appends_to_a_list() {
+    let text = format!(
+        "{IN_HEAD}{}",
+        r#"
+[[rule]]
+to = "/data/linked_batch_codes/-"
+from = "first"
+
+[[rule]]
+to = "/data/linked_batch_codes/-"
+value = "FIXED-1"
+when = { path = "flag", equals = true }
+
+[[rule]]
+to = "/data/linked_batch_codes/-"
+from = "absent"
+"#
+    );
+    let m = compile_text(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let out = |input: Value| m.apply_json(&input).unwrap().json.unwrap()["data"]["linked_batch_codes"].clone();
+    assert_eq!(
+        out(json!({"rid": "r", "batch": "b", "first": "B-7", "flag": true})),
+        json!(["B-7", "FIXED-1"])
+    );
+    assert_eq!(
+        out(json!({"rid": "r", "batch": "b", "first": "B-7", "flag": false})),
+        json!(["B-7"])
+    );
+    assert_eq!(out(json!({"rid": "r", "batch": "b"})), Value::Null, "no value, no list");
+
+    let e = load_error(&format!("{IN_HEAD}\n[[rule]]\nto = \"/data/batch_code/-\"\nvalue = \"x\"\n"));
+    assert!(e.message.contains("appends to a list, but \"data/batch_code\" is string"), "{e}");
+    let e = load_error(&format!(
+        "{IN_HEAD}\n[[rule]]\nto = \"/data/linked_batch_codes/-\"\neach = \"xs\"\n  [[rule.rule]]\n  to = \".\"\n  from = \".\"\n"
+    ));
+    assert!(e.message.contains("takes no each"), "{e}");
 }
 
 #[test]

@@ -2,14 +2,23 @@
 //! senders) that play a partner's part where the real system cannot be
 //! reached (the demo, the benchmark, the contract tests). The receiving ones
 //! record what they accepted, and every request with the answer they gave,
-//! so a run can be checked afterwards.
+//! so a run can be checked afterwards; the department ones (`transport`,
+//! `health`) serve a generated registry page by page for the `poll`
+//! connector.
 
+pub mod health;
 pub mod market_regulation;
 pub mod national;
 pub mod park;
 pub mod provincial;
 pub mod qinqing;
 pub mod receiver;
+pub mod registry;
+pub mod synth;
+pub mod transport;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 

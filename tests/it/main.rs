@@ -9,6 +9,7 @@ mod contracts;
 mod crash;
 mod delivery;
 mod demo;
+mod departments;
 mod file_drop;
 mod fuzz;
 mod health;

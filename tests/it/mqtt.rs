@@ -15,12 +15,12 @@ use crate::support::samples::manifest;
 use crate::support::{FakePartner, HubSpec, Reply, TestApp, eventually, repo};
 
 /// `WASTEHUB_TEST_MQTT`, when set: the broker the tests use.
-fn broker() -> Option<String> {
+pub(crate) fn broker() -> Option<String> {
     std::env::var("WASTEHUB_TEST_MQTT").ok().filter(|s| !s.is_empty())
 }
 
 /// Prints a loud line and returns true when no broker is configured.
-fn skip_without_mqtt(test: &str) -> bool {
+pub(crate) fn skip_without_mqtt(test: &str) -> bool {
     if broker().is_none() {
         // The real stderr: the harness captures `eprintln!` of passing tests.
         use std::io::Write;
@@ -115,7 +115,7 @@ fn options(url: &str, client_id: &str) -> MqttOptions {
 }
 
 /// Publishes one message with QoS 1 and waits for the broker's PUBACK.
-async fn publish(url: &str, topic: &str, payload: Vec<u8>) {
+pub(crate) async fn publish(url: &str, topic: &str, payload: Vec<u8>) {
     let id = format!("wh-test-pub-{}", ulid::Ulid::generate().to_string().to_lowercase());
     let (client, mut events) = AsyncClient::new(options(url, &id), 10);
     client
