@@ -20,6 +20,7 @@ mod mqtt;
 mod mtls;
 mod ops;
 mod ordering;
+mod partner_cli;
 mod partners;
 mod poll;
 mod postgres;
