@@ -1,7 +1,8 @@
 //! Reference data and the identifier checks a JSON Schema pattern cannot
 //! express: the USCI check character (GB 32100), division codes that exist
 //! (GB/T 2260), and waste codes that exist in the edition of the National
-//! Hazardous Waste List in force at the event time, with their category.
+//! Hazardous Waste List in force at the event time, with their category;
+//! and the working-day calendar that legal deadlines are counted in.
 //!
 //! Owns: loading the CSV tables of `schemas/reference/` ([`ReferenceData`],
 //! errors as `file:line` in [`ReferenceErrors`]), deriving per message type
@@ -10,6 +11,7 @@
 //! type by name: new schemas get the checks by following the `common`
 //! convention. See `docs/reference-data.md`.
 
+pub mod calendar;
 pub mod check;
 pub mod division;
 pub mod error;
@@ -23,6 +25,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use calendar::WorkCalendar;
 pub use check::Checker;
 pub use division::Divisions;
 pub use error::{ReferenceError, ReferenceErrors};
@@ -39,6 +42,8 @@ pub struct ReferenceData {
     pub divisions: Divisions,
     /// Waste codes by edition.
     pub waste_codes: WasteCodes,
+    /// Working days for legal deadlines.
+    pub calendar: WorkCalendar,
 }
 
 impl ReferenceData {
@@ -49,8 +54,13 @@ impl ReferenceData {
         let mut errors = Vec::new();
         let divisions = Divisions::load(&dir.join(DIVISIONS_FILE), &mut errors);
         let waste_codes = WasteCodes::load(dir, &mut errors);
+        let calendar = WorkCalendar::load(&dir.join(calendar::CALENDAR_FILE), &mut errors);
         if errors.is_empty() {
-            Ok(Self { divisions, waste_codes })
+            Ok(Self {
+                divisions,
+                waste_codes,
+                calendar,
+            })
         } else {
             Err(ReferenceErrors(errors))
         }
@@ -66,9 +76,10 @@ impl ReferenceData {
             .map(|e| format!("{} ({} codes, from {})", e.name, e.len(), e.valid_from))
             .collect();
         format!(
-            "waste-code edition(s) {}; {} division code(s)",
+            "waste-code edition(s) {}; {} division code(s); working-day calendar {}",
             editions.join(", "),
-            self.divisions.len()
+            self.divisions.len(),
+            self.calendar.years()
         )
     }
 }

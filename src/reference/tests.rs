@@ -37,7 +37,7 @@ fn the_shipped_reference_folder_loads() {
     let data = ReferenceData::load(&root().join("schemas/reference")).unwrap();
     assert_eq!(
         data.summary(),
-        "waste-code edition(s) 2021 (467 codes, from 2021-01-01); 94 division code(s)"
+        "waste-code edition(s) 2021 (467 codes, from 2021-01-01); 94 division code(s); working-day calendar 2024-2026"
     );
 }
 
@@ -173,6 +173,7 @@ fn checks_division_codes_and_editions_in_a_synthetic_catalogue() {
     let reference = dir.path().join("reference");
     std::fs::create_dir_all(&reference).unwrap();
     std::fs::copy(root().join("schemas/reference/divisions.csv"), reference.join("divisions.csv")).unwrap();
+    std::fs::copy(root().join("schemas/reference/cn-workdays.csv"), reference.join("cn-workdays.csv")).unwrap();
     std::fs::copy(
         root().join("schemas/reference/waste-codes-2021.csv"),
         reference.join("waste-codes-2021.csv"),
@@ -245,6 +246,7 @@ fn checks_division_codes_and_editions_in_a_synthetic_catalogue() {
 fn loading_reports_every_broken_file_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("divisions.csv"), "code\n350100\n350100\n").unwrap();
+    std::fs::write(dir.path().join("cn-workdays.csv"), "date,kind\n2026-01-01,holiday\n").unwrap();
     std::fs::write(
         dir.path().join("waste-code-editions.csv"),
         "edition,valid_from,file\n2021,2021-01-01,nope.csv\n",

@@ -80,6 +80,7 @@ fn check_reports_broken_reference_data_with_file_and_line() {
     )
     .expect("write");
     std::fs::write(reference.join("codes.csv"), "code,category\n900-041-49,HW08\n").expect("write");
+    std::fs::write(reference.join("cn-workdays.csv"), "date,kind\n2026-01-01,holiday\n").expect("write");
     std::fs::write(
         dir.path().join("wastehub.toml"),
         format!(
