@@ -471,3 +471,114 @@ pub fn render_html(r: &Report) -> String {
     h.push_str("</table>\n</body></html>\n");
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> PartnerRow {
+        PartnerRow {
+            id: "park-a".into(),
+            name: "园区A".into(),
+            division_code: "350505".into(),
+            source: "urn:wastehub:partner:park-a".into(),
+            message_types: r#"["ledger-entry","weighing"]"#.into(),
+            mappings: "{}".into(),
+            status: "sandbox".into(),
+            resume_status: None,
+            signing: None,
+            signing_secret: None,
+            callback_url: None,
+            created_at: 0,
+            updated_at: 0,
+            live_at: None,
+        }
+    }
+
+    fn sandbox(t: &str, at: i64, accepted: bool) -> SandboxRow {
+        SandboxRow {
+            id: format!("msg_{at}"),
+            partner_id: "park-a".into(),
+            received_at: at,
+            message_type: Some(t.into()),
+            source_event_id: Some(format!("e{at}")),
+            http_status: if accepted { 202 } else { 422 },
+            outcome: if accepted { "accepted" } else { "rejected" }.into(),
+            error_code: (!accepted).then(|| "validation_failed".into()),
+            errors: "[]".into(),
+            event: None,
+        }
+    }
+
+    fn verdict(rows: &[SandboxRow], samples: Vec<Example>) -> Report {
+        let allowed = vec!["ledger-entry".to_string(), "weighing".to_string()];
+        let mut examples: Vec<Example> = rows.iter().map(from_sandbox).collect();
+        examples.extend(samples);
+        judge(&row(), "op", 10, 0, &allowed, rows, examples)
+    }
+
+    fn sample(name: &str, t: &str, passed: bool) -> Example {
+        Example {
+            origin: "sample".into(),
+            name: name.into(),
+            message_type: Some(t.into()),
+            received_at: None,
+            passed,
+            code: (!passed).then(|| "validation_failed".into()),
+            detail: (!passed).then(|| "bad".into()),
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_type_needs_a_passing_example() {
+        // Newest first, as the store returns them.
+        let r = verdict(&[sandbox("ledger-entry", 2, true)], vec![]);
+        assert_eq!(r.verdict, "fail");
+        assert_eq!(r.findings, ["weighing: no passing example"]);
+        let r = verdict(&[sandbox("ledger-entry", 2, true)], vec![sample("w.json", "weighing", true)]);
+        assert_eq!(r.verdict, "pass", "{:?}", r.findings);
+    }
+
+    #[test]
+    fn a_fixed_refusal_is_listed_but_not_held_against_the_partner() {
+        let rows = [
+            sandbox("ledger-entry", 3, true),
+            sandbox("ledger-entry", 1, false),
+            sandbox("weighing", 2, true),
+        ];
+        let r = verdict(&rows, vec![]);
+        assert_eq!(r.verdict, "pass", "{:?}", r.findings);
+        assert_eq!(r.examples.iter().filter(|e| !e.passed).count(), 1);
+        assert!(!r.examples[0].passed, "failures come first");
+    }
+
+    #[test]
+    fn a_latest_refusal_or_a_failing_sample_fails_the_run() {
+        let rows = [
+            sandbox("ledger-entry", 3, false),
+            sandbox("ledger-entry", 1, true),
+            sandbox("weighing", 2, true),
+        ];
+        let r = verdict(&rows, vec![]);
+        assert_eq!(r.findings, ["ledger-entry: the latest sandbox message was refused"]);
+        let rows = [sandbox("ledger-entry", 3, true), sandbox("weighing", 2, true)];
+        let r = verdict(&rows, vec![sample("bad.json", "weighing", false)]);
+        assert_eq!(r.verdict, "fail");
+        assert_eq!(r.findings, ["sample bad.json failed: bad"]);
+    }
+
+    #[test]
+    fn the_html_report_escapes_what_partners_sent() {
+        let mut s = sample("<script>x</script>.json", "weighing", false);
+        s.errors = vec![FieldError {
+            path: "/data/<b>".into(),
+            message: "\"quoted\" & <tagged>".into(),
+        }];
+        let r = verdict(&[], vec![s]);
+        let html = render_html(&r);
+        assert!(!html.contains("<script>x") && html.contains("&lt;script&gt;x"), "{html}");
+        assert!(html.contains("&quot;quoted&quot; &amp; &lt;tagged&gt;"));
+        assert!(render_text(&serde_json::to_value(&r).unwrap()).contains("FAIL"));
+    }
+}
