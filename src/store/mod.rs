@@ -15,8 +15,8 @@ pub mod lanes;
 pub mod leases;
 pub mod messages;
 pub mod partners;
-pub mod sandbox;
 pub mod poll_cursors;
+pub mod sandbox;
 pub mod trace;
 
 use std::str::FromStr;
