@@ -1,9 +1,9 @@
 //! The department simulators against their contracts and the shipped
 //! mappings: every page item a simulator serves validates against the
 //! contract's schema and maps to a canonical event that passes the
-//! catalogue and the reference checks; the contracts' example exchanges
-//! (`contracts/<partner>/examples/`) hold: a page or payload maps to the
-//! events listed, and an error answer is what the simulator answers.
+//! catalogue and the reference checks. (The contracts' example exchanges,
+//! `contracts/<partner>/examples/`, are replayed against the hub and the
+//! simulators by the contract tests, `tests/it/contracts.rs`.)
 
 use std::path::{Path, PathBuf};
 
@@ -72,21 +72,6 @@ impl Hub {
         let errs = self.checker.check(ty, &out["data"], time, "/data");
         assert!(errs.is_empty(), "{mapping}: reference checks: {errs:?}\nfrom {record}");
         out
-    }
-
-    /// The event the hub stores for a mapped record sent by `source`.
-    fn stored(&self, mapping: &str, source: &str, record: &Value) -> Value {
-        let m = self.mapping(mapping);
-        let mut event = self.map_checked(mapping, record);
-        let obj = event.as_object_mut().expect("object");
-        let sourceid = obj.remove("id").unwrap_or(Value::Null);
-        obj.insert("specversion".into(), json!("1.0"));
-        obj.insert("type".into(), json!(m.message_type()));
-        obj.insert("source".into(), json!(source));
-        obj.insert("datacontenttype".into(), json!("application/json"));
-        obj.insert("mapping".into(), json!(format!("{}@v{}", m.name, m.version)));
-        obj.insert("sourceid".into(), sourceid);
-        event
     }
 }
 
@@ -268,170 +253,9 @@ fn generated_registries_are_the_same_for_the_same_seed() {
     assert_eq!(b, super::health::institutions(5, 30).unwrap());
 }
 
-// --- the contracts' example exchanges ------------------------------------
-
-/// `inbound.sources[0]` of a shipped connector file.
-fn source_of(connector: &str) -> String {
-    let text = std::fs::read_to_string(root().join("connectors").join(format!("{connector}.toml"))).expect("connector file");
-    let t: toml::Table = text.parse().expect("connector TOML");
-    t["inbound"]["sources"][0].as_str().expect("a source").to_string()
-}
-
-/// Removes the JSON Pointers in `ignore` from `v`.
-fn without(mut v: Value, ignore: &[String]) -> Value {
-    for p in ignore {
-        let (parent, last) = p.rsplit_once('/').unwrap_or(("", p));
-        if let Some(Value::Object(o)) = v.pointer_mut(parent) {
-            o.remove(last);
-        }
-    }
-    v
-}
-
-/// An HTTP/1.1 message as written in an example file: start line, headers, body.
-fn http_message(path: &Path) -> (String, Vec<(String, String)>, String) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let text = text.replace("\r\n", "\n");
-    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let start = lines.next().unwrap_or_default().to_string();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (start, headers, body.trim().to_string())
-}
-
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Checks every example of one partner; `serve` gives a base URL of a fresh
-/// simulator with the default configuration. Returns how many were checked.
-async fn check_examples(partner: &str, hub: &Hub, base: &str) -> usize {
-    let dir = root().join("contracts").join(partner).join("examples");
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    folders.sort();
-    for f in &folders {
-        let ex: toml::Table = std::fs::read_to_string(f.join("exchange.toml"))
-            .expect("exchange.toml")
-            .parse()
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        let s = |k: &str| ex.get(k).and_then(toml::Value::as_str).unwrap_or_default().to_string();
-        let ignore: Vec<String> = ex
-            .get("ignore")
-            .and_then(toml::Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        assert!(!s("description").is_empty(), "{}: no description", f.display());
-        match s("direction").as_str() {
-            "from-partner" => {
-                let (connector, mapping, items) = match (partner, s("channel").as_str(), s("type").as_str()) {
-                    ("transport", "poll", "transporter-record") => ("transport-carriers", "transport/transporter-record-in", "/items"),
-                    ("transport", "mqtt", "track-points") => ("transport-tracks", "transport/track-points-in", ""),
-                    ("health", "poll", "enterprise-registration") => ("health-institutions", "health/enterprise-registration-in", "/items"),
-                    other => panic!("{}: unexpected example {other:?}", f.display()),
-                };
-                let wire = read_json(&f.join(s("wire")));
-                let records: Vec<Value> = match wire.pointer(items) {
-                    Some(Value::Array(a)) => a.clone(),
-                    Some(other) => vec![other.clone()],
-                    None => panic!("{}: no {items} in the wire", f.display()),
-                };
-                let source = source_of(connector);
-                let got: Vec<Value> = records.iter().map(|r| without(hub.stored(mapping, &source, r), &ignore)).collect();
-                let want = match read_json(&f.join(s("canonical"))) {
-                    Value::Array(a) => a,
-                    one => vec![one],
-                };
-                let want: Vec<Value> = want.into_iter().map(|w| without(w, &ignore)).collect();
-                assert_eq!(
-                    got,
-                    want,
-                    "{}: the mapped events differ from {}:\n{}",
-                    f.display(),
-                    s("canonical"),
-                    serde_json::to_string_pretty(&got).unwrap_or_default()
-                );
-            }
-            "to-partner" => {
-                assert!(
-                    ex.get("canonical").is_none(),
-                    "{}: answer-only examples have no canonical",
-                    f.display()
-                );
-                let (start, headers, _) = http_message(&f.join(s("wire")));
-                let mut parts = start.split(' ');
-                let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-                assert_eq!(method, "GET", "{}", f.display());
-                let mut req = reqwest::Client::new().get(format!("{base}{target}"));
-                for (k, v) in &headers {
-                    if k != "host" {
-                        req = req.header(k.as_str(), v.as_str());
-                    }
-                }
-                let r = req.send().await.expect("request");
-                let (status_line, want_headers, want_body) = http_message(&f.join(s("answer")));
-                let want_status: u16 = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
-                assert_eq!(r.status().as_u16(), want_status, "{}", f.display());
-                for (k, v) in &want_headers {
-                    let got = r.headers().get(k.as_str()).and_then(|h| h.to_str().ok()).unwrap_or_default();
-                    assert_eq!(
-                        got.split(';').next().unwrap_or_default().trim(),
-                        v.split(';').next().unwrap_or_default().trim(),
-                        "{}: header {k}",
-                        f.display()
-                    );
-                }
-                let got: Value = r.json().await.expect("JSON answer");
-                let want: Value = serde_json::from_str(&want_body).expect("JSON in the answer file");
-                assert_eq!(got, want, "{}", f.display());
-                assert_eq!(s("outcome"), "retried", "{}: a failed page is retried, never skipped", f.display());
-            }
-            other => panic!("{}: direction {other:?}", f.display()),
-        }
-    }
-    folders.len()
-}
-
-#[tokio::test]
-async fn contract_examples_hold_against_the_mappings_and_the_simulators() {
-    let hub = Hub::load();
-    let cfg = RegistryConfig {
-        token: "transport-sim-token".into(),
-        ..RegistryConfig::default()
-    };
-    let transport = TransportSim::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        TransportConfig {
-            registry: cfg,
-            ..TransportConfig::default()
-        },
-        CancellationToken::new(),
-    )
-    .unwrap();
-    let n = check_examples("transport", &hub, &transport.url("")).await;
-    assert!(n >= 4, "only {n} transport examples");
-    let health = HealthSim::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        HealthConfig {
-            registry: RegistryConfig {
-                token: "health-sim-token".into(),
-                ..RegistryConfig::default()
-            },
-            ..HealthConfig::default()
-        },
-        CancellationToken::new(),
-    )
-    .unwrap();
-    let n = check_examples("health", &hub, &health.url("")).await;
-    assert!(n >= 3, "only {n} health examples");
 }
 
 /// The OpenAPI documents are OpenAPI 3.1 and every `$ref` in them resolves

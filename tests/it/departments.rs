@@ -16,7 +16,7 @@ use wastehub::sim::health::{HealthConfig, HealthSim, INSTITUTIONS_PATH};
 use wastehub::sim::registry::RegistryConfig;
 use wastehub::sim::transport::{CARRIERS_PATH, TOPIC_PREFIX, TransportConfig, TransportSim};
 
-use crate::mqtt::{broker, publish, skip_without_mqtt};
+use crate::mqtt::{broker, forget_session, skip_without_mqtt};
 use crate::support::{HubSpec, TestApp, eventually, repo};
 
 /// A shipped connector file with `(from, to)` replacements, each of which
@@ -65,26 +65,6 @@ fn tracks_connector(url: &str, prefix: &str, client_id: &str) -> (String, String
     )
 }
 
-/// Ends the broker's persistent session of `client_id`.
-async fn forget_session(url: &str, client_id: &str) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet};
-    let (host, port) = wastehub::config::mqtt::broker_address(url).expect("broker url");
-    let mut o = MqttOptions::new(client_id, host, port);
-    o.set_clean_session(true);
-    let (client, mut events) = AsyncClient::new(o, 10);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(ev) = events.poll().await {
-            if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
-                let _ = client.disconnect().await;
-            }
-            if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
 /// Enabled with no broker to reach, the mqtt connector only retries in the
 /// background: the hub starts, serves and stops as usual.
 #[tokio::test]
@@ -100,44 +80,6 @@ async fn transport_tracks_without_a_reachable_broker_does_not_stop_the_hub() {
     let (status, _) = app.op_get("/api/v1/destinations").await;
     assert_eq!(status, 200);
     app.stop().await.expect("a clean stop while the receiver is still retrying");
-}
-
-/// The contract's example payload, published as the department's platform
-/// publishes it, is stored as the example's canonical event.
-#[tokio::test]
-async fn contract_position_batch_over_mqtt_is_stored_as_track_points() {
-    if skip_without_mqtt("contract_position_batch_over_mqtt_is_stored_as_track_points") {
-        return;
-    }
-    let url = broker().expect("broker");
-    let u = unique();
-    let (prefix, client_id) = (format!("wh-test/{u}/positions"), format!("wh-test-tracks-{u}"));
-    let app = TestApp::spawn(spec(vec![tracks_connector(&url, &prefix, &client_id)])).await;
-    let example = repo().join("contracts/transport/examples/03-positions-over-mqtt");
-    let payload = std::fs::read(example.join("payload.json")).expect("payload");
-    let want: Value = serde_json::from_slice(&std::fs::read(example.join("event.json")).expect("event")).expect("JSON");
-    let source = "urn:fj:transport:vehicle-platform";
-    // The receiver subscribes shortly after the start; until then a publish
-    // would not be kept for its session, so publish until one is stored.
-    let mut found = Vec::new();
-    for _ in 0..20 {
-        publish(&url, &format!("{prefix}/35000011"), payload.clone()).await;
-        if eventually(Duration::from_secs(1), || async {
-            !stored(&app, "track-points", source).await.is_empty()
-        })
-        .await
-        {
-            found = stored(&app, "track-points", source).await;
-            break;
-        }
-    }
-    assert_eq!(found.len(), 1, "one track-points message, the repeats answered as duplicates");
-    let trace = app.trace(found[0]["id"].as_str().expect("id")).await;
-    let mut event = trace["event"].clone();
-    event.as_object_mut().expect("object").remove("id");
-    assert_eq!(event, want, "the stored event is the contract's example");
-    app.stop().await.expect("stopped");
-    forget_session(&url, &client_id).await;
 }
 
 /// Batches the simulator publishes for registered vehicles are stored, one

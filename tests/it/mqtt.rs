@@ -90,20 +90,7 @@ impl Names {
 
     /// Ends the broker's persistent session of the hub's client id.
     async fn forget_session(&self, url: &str) {
-        let mut o = options(url, &self.client_id);
-        o.set_clean_session(true);
-        let (client, mut events) = AsyncClient::new(o, 10);
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Ok(ev) = events.poll().await {
-                if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
-                    let _ = client.disconnect().await;
-                }
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        forget_session(url, &self.client_id).await;
     }
 }
 
@@ -135,6 +122,26 @@ pub(crate) async fn publish(url: &str, topic: &str, payload: Vec<u8>) {
     assert!(acked.is_ok(), "the broker did not acknowledge the publish");
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), events.poll()).await;
+}
+
+/// Ends the broker's persistent session of `client_id`.
+pub(crate) async fn forget_session(url: &str, client_id: &str) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet};
+    let (host, port) = wastehub::config::mqtt::broker_address(url).expect("broker url");
+    let mut o = MqttOptions::new(client_id, host, port);
+    o.set_clean_session(true);
+    let (client, mut events) = AsyncClient::new(o, 10);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(ev) = events.poll().await {
+            if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
+                let _ = client.disconnect().await;
+            }
+            if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The value of one sample in the hub's Prometheus text, 0 when absent.

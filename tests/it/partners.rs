@@ -81,7 +81,7 @@ async fn registration_refuses_bad_requests_with_every_field_error() {
     assert_eq!(s, 422, "{body}");
     let paths: Vec<&str> = body["errors"]
         .as_array()
-        .unwrap()
+        .expect("a list")
         .iter()
         .filter_map(|e| e["path"].as_str())
         .collect();
@@ -103,9 +103,14 @@ async fn registration_refuses_bad_requests_with_every_field_error() {
     register(&app).await;
     assert_eq!(app.op_post("/api/v1/partners", &register_body()).await.0, 409);
     // The operator token is required.
-    let r = app.client.get(format!("{}/api/v1/partners", app.base)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/api/v1/partners", app.base))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status().as_u16(), 401);
-    app.stop().await.unwrap();
+    app.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -119,14 +124,14 @@ async fn sandbox_traffic_is_checked_like_production_and_never_forwarded() {
     let (s, body) = post_as(&app, &key, &good).await;
     assert_eq!(s, 202, "{body}");
     assert_eq!(body["sandbox"], true);
-    assert!(body["deliveries"].as_array().unwrap().is_empty());
+    assert!(body["deliveries"].as_array().expect("a list").is_empty());
 
     // Invalid: the same detailed errors as production.
     let mut bad = park_event(samples::ledger("L-2"), "L-2");
     bad["data"]["quantity"] = json!("lots");
     let (s, body) = post_as(&app, &key, &bad).await;
     assert_eq!(s, 422, "{body}");
-    assert!(!body["errors"].as_array().unwrap().is_empty());
+    assert!(!body["errors"].as_array().expect("a list").is_empty());
 
     // Not one of its types, outside its jurisdiction, a foreign source: 403.
     let mut other_type = park_event(samples::envelope("weighing", "W-1", "x", json!({})), "W-1");
@@ -141,18 +146,21 @@ async fn sandbox_traffic_is_checked_like_production_and_never_forwarded() {
 
     // Everything is in the sandbox log, with its errors…
     let (_, log) = app.op_get(&format!("/api/v1/partners/{PARK}/sandbox")).await;
-    let rows = log.as_array().unwrap();
+    let rows = log.as_array().expect("a list");
     assert_eq!(rows.len(), 5, "{log}");
     assert_eq!(rows.iter().filter(|r| r["outcome"] == "accepted").count(), 1);
     let refused = rows.iter().find(|r| r["source_event_id"] == "L-2").expect("L-2 recorded");
     assert_eq!(refused["http_status"], 422);
-    assert!(refused["errors"].as_str().unwrap().contains("/data/quantity"), "{refused}");
+    assert!(
+        refused["errors"].as_str().expect("a string").contains("/data/quantity"),
+        "{refused}"
+    );
 
     // …and nothing reached production: no message, no delivery.
     assert_eq!(production_messages(&app).await, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(partner.requests().is_empty(), "a sandbox message was forwarded");
-    app.stop().await.unwrap();
+    app.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -174,30 +182,33 @@ async fn the_journey_from_sandbox_through_conformance_to_live_delivery() {
     assert_eq!(report["verdict"], "fail");
     let failing = report["examples"]
         .as_array()
-        .unwrap()
+        .expect("a list")
         .iter()
         .find(|e| e["passed"] == false)
         .expect("a failing example");
-    assert!(!failing["errors"].as_array().unwrap().is_empty(), "per-example errors: {report}");
+    assert!(
+        !failing["errors"].as_array().expect("a list").is_empty(),
+        "per-example errors: {report}"
+    );
     assert!(
         report["findings"]
             .as_array()
-            .unwrap()
+            .expect("a list")
             .iter()
-            .any(|f| f.as_str().unwrap().starts_with("manifest-created: no passing example")),
+            .any(|f| f.as_str().expect("a string").starts_with("manifest-created: no passing example")),
         "{report}"
     );
     // The HTML page shows the same errors, escaped.
-    let run = report["id"].as_str().unwrap();
+    let run = report["id"].as_str().expect("a string");
     let html = app
         .client
         .get(format!("{}/api/v1/conformance/{run}/report.html", app.base))
         .bearer_auth(&app.operator)
         .send()
         .await
-        .unwrap();
+        .expect("request");
     assert_eq!(html.status().as_u16(), 200);
-    let page = html.text().await.unwrap();
+    let page = html.text().await.expect("text");
     assert!(page.contains("FAIL") && page.contains("/data/waste_code"), "{page}");
 
     // Fixed: both types pass in sandbox (one sent, one as a sample file).
@@ -220,16 +231,21 @@ async fn the_journey_from_sandbox_through_conformance_to_live_delivery() {
     let (s, body) = post_as(&app, &key, &good).await;
     assert_eq!(s, 202, "{body}");
     assert!(body.get("sandbox").is_none() && body.get("duplicate").is_none(), "{body}");
-    let id = body["id"].as_str().unwrap().to_string();
+    let id = body["id"].as_str().expect("a string").to_string();
     assert!(app.wait_status(&id, "provincial-test", "delivered", Duration::from_secs(10)).await);
     assert_eq!(partner.accepted().len(), 1);
 
     // The audit trail names who did what.
     let (_, audit) = app.op_get(&format!("/api/v1/partners/{PARK}/audit")).await;
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|a| a["action"].as_str()).collect();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
     assert_eq!(actions, ["partner.go_live", "partner.add"], "{audit}");
-    assert!(audit.as_array().unwrap().iter().all(|a| a["actor"] == "operator"));
-    app.stop().await.unwrap();
+    assert!(audit.as_array().expect("a list").iter().all(|a| a["actor"] == "operator"));
+    app.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -242,10 +258,10 @@ async fn go_live_override_needs_a_reason_and_is_audited() {
     let (s, _) = app.op_post(&path, &json!({"override_reason": "监管部门书面同意先行上线"})).await;
     assert_eq!(s, 200);
     let (_, audit) = app.op_get(&format!("/api/v1/partners/{PARK}/audit")).await;
-    let detail: Value = serde_json::from_str(audit[0]["detail"].as_str().unwrap()).unwrap();
+    let detail: Value = serde_json::from_str(audit[0]["detail"].as_str().expect("a string")).expect("JSON detail");
     assert_eq!(detail["override"], true);
     assert_eq!(detail["reason"], "监管部门书面同意先行上线");
-    app.stop().await.unwrap();
+    app.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -271,7 +287,7 @@ async fn a_suspended_partner_is_refused_until_resumed() {
     let (s, v) = app.op_post(&format!("/api/v1/partners/{PARK}/resume"), &json!({})).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("sandbox")), "{v}");
     assert_eq!(post_as(&app, &key, &ev).await.0, 202);
-    app.stop().await.unwrap();
+    app.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -283,7 +299,7 @@ async fn a_rotated_key_keeps_working_for_the_overlap_only() {
         .op_post(&format!("/api/v1/partners/{PARK}/keys"), &json!({"overlap": "2s"}))
         .await;
     assert_eq!(s, 200, "{rotated}");
-    let new = rotated["api_key"].as_str().unwrap().to_string();
+    let new = rotated["api_key"].as_str().expect("a string").to_string();
     assert_ne!(new, old);
     let ev = park_event(samples::ledger("L-1"), "L-1");
     assert_eq!(post_as(&app, &old, &ev).await.0, 202, "old key inside the overlap");
@@ -301,9 +317,9 @@ async fn a_rotated_key_keeps_working_for_the_overlap_only() {
         422
     );
     let (_, detail) = app.op_get(&format!("/api/v1/partners/{PARK}")).await;
-    assert_eq!(detail["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["keys"].as_array().expect("a list").len(), 2);
     assert!(detail["keys"][0].get("key_sha256").is_none(), "digests are never shown");
-    app.stop().await.unwrap();
+    app.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -314,7 +330,7 @@ async fn a_signing_partner_must_sign_each_request() {
     body["signing"] = json!("hmac-sm3");
     let (s, created) = app.op_post("/api/v1/partners", &body).await;
     assert_eq!(s, 201, "{created}");
-    let key = created["api_key"].as_str().unwrap();
+    let key = created["api_key"].as_str().expect("a string");
     let secret = created["signing_secret"].as_str().expect("secret shown once");
     let (_, shown) = app.op_get(&format!("/api/v1/partners/{PARK}")).await;
     assert!(!shown.to_string().contains(secret), "the secret is never shown again");
@@ -330,7 +346,7 @@ async fn a_signing_partner_must_sign_each_request() {
         if let Some((ts, s)) = sig {
             r = r.header("x-wastehub-timestamp", ts.to_string()).header("x-wastehub-signature", s);
         }
-        async move { r.send().await.unwrap().status().as_u16() }
+        async move { r.send().await.expect("request").status().as_u16() }
     };
     assert_eq!(send(None).await, 401);
     let signer = wastehub::connectors::signature::Signer::new(&wastehub::config::connector::SignatureConfig {
@@ -345,7 +361,7 @@ async fn a_signing_partner_must_sign_each_request() {
         send(Some((now - 3600, signer.header(now - 3600, "/api/v1/messages", ev.as_bytes())))).await,
         401
     );
-    app.stop().await.unwrap();
+    app.stop().await.expect("clean stop");
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

@@ -790,3 +790,77 @@ async fn canonical_events_are_taken_as_they_are_and_only_of_the_configured_type(
     assert!(c.last_refusal.unwrap_or_default().contains("type_not_allowed"));
     s.close().await;
 }
+
+/// The connector's health as the operations API shows it.
+async fn health(app: &TestApp, name: &str) -> Value {
+    let (status, view) = app.op_get(&format!("/api/v1/connectors/{name}")).await;
+    assert_eq!(status, 200, "{view}");
+    view["health"].clone()
+}
+
+/// The poller reports to the health board: `up` once a page is fetched,
+/// `down` with the reason (no token, no query) while a page fails, `up`
+/// again when it is had; a second process without the lease reports that it
+/// stands by (`unknown`: it knows nothing of the partner), and `up` once it
+/// has taken over.
+#[tokio::test]
+async fn the_poller_reports_its_health_and_a_standby_says_it_stands_by() {
+    let partner = Partner::start().await;
+    partner.add(1, 2);
+    let maps = mappings();
+    let text = connector("carriers-health", &partner, &[("lease", "\"1500ms\"")]);
+    let a = TestApp::spawn(spec(maps.path(), &[("carriers-health", text.clone())], None)).await;
+    assert!(wait_messages(&a, 2).await);
+    let h = health(&a, "carriers-health").await;
+    assert_eq!(h["status"], "up", "{h}");
+    let detail = h["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with(&format!("a page was fetched from {}", partner.url)), "{h}");
+    assert!(h["checked_at"].is_string(), "{h}");
+
+    // The next run's first page fails until released.
+    partner.stick("first", true);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            health(&a, "carriers-health").await["status"] == "down"
+        })
+        .await,
+        "a failed page is reported"
+    );
+    let h = health(&a, "carriers-health").await;
+    let detail = h["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("HTTP 503") && detail.contains(&partner.url), "{h}");
+    assert!(
+        !detail.contains("poll-token") && !detail.contains("updated_since"),
+        "no token, no query: {h}"
+    );
+    partner.stick("first", false);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            health(&a, "carriers-health").await["status"] == "up"
+        })
+        .await,
+        "up again once the page is had"
+    );
+
+    let b = a.sibling(&spec(maps.path(), &[("carriers-health", text)], None)).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let h = health(&b, "carriers-health").await;
+            h["status"] == "unknown" && h["detail"].as_str().is_some_and(|d| d.starts_with("standby"))
+        })
+        .await,
+        "the standby says so: {}",
+        health(&b, "carriers-health").await
+    );
+    assert_eq!(health(&a, "carriers-health").await["status"], "up");
+    a.stop().await.expect("clean stop");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            health(&b, "carriers-health").await["status"] == "up"
+        })
+        .await,
+        "the standby reports up once it has taken over and fetched: {}",
+        health(&b, "carriers-health").await
+    );
+    b.stop().await.expect("clean stop");
+}

@@ -2,11 +2,12 @@
 //! (its `${…}` filled in for the test) against the in-process simulator.
 //! Prompts and rectification requests are delivered as signed notices with
 //! the platform's receipt stored; a wrong or missing secret, a busy
-//! platform and a reply from the platform take their contracted paths; and
-//! every example exchange in `contracts/qinqing/examples/` is replayed.
+//! platform and a reply from the platform take their contracted paths. (The
+//! contract's example exchanges are replayed by the contract tests,
+//! `tests/it/contracts.rs`, with every other contract's.)
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -25,8 +26,6 @@ const PROMPT_SOURCE: &str = "urn:fj:provincial-swms";
 struct Rig {
     app: TestApp,
     sim: QinqingSim,
-    /// The platform's API key at the hub.
-    key: String,
     stop: CancellationToken,
 }
 
@@ -80,8 +79,8 @@ async fn rig(hub_secret: &str, schedule: &str) -> Rig {
     );
     spec.connectors.push(("qinqing".into(), fill(&shipped, &vars)));
     let app = TestApp::spawn(spec).await;
-    sim.set_hub(&app.base, Secret::new(key.clone()));
-    Rig { app, sim, key, stop }
+    sim.set_hub(&app.base, Secret::new(key));
+    Rig { app, sim, stop }
 }
 
 fn read_json(path: &Path) -> Value {
@@ -246,164 +245,4 @@ async fn a_reply_from_the_platform_is_stored_as_a_canonical_reply_and_not_sent_b
         .await
         .expect("reply sent again");
     assert_eq!((again.status, again.answer["id"].as_str()), (200, Some(id.as_str())));
-}
-
-// ---- Example replay --------------------------------------------------------
-//
-// Each `contracts/qinqing/examples/<NN-name>/exchange.toml` (shared example
-// format, plus this contract's `ignore` on to-partner wires and `[[setup]]`)
-// is replayed on one hub and simulator, the simulator reset before each.
-
-/// Removes the JSON Pointers in `ignore` from `v`.
-fn without(mut v: Value, ignore: &[String]) -> Value {
-    for p in ignore {
-        let Some((parent, last)) = p.rsplit_once('/') else { continue };
-        let last = last.replace("~1", "/").replace("~0", "~");
-        if let Some(Value::Object(m)) = v.pointer_mut(parent) {
-            m.remove(&last);
-        }
-    }
-    v
-}
-
-/// How the shipped connector's ack rules judge an answer: the outcome name.
-fn judged(status: u16, body: &str) -> &'static str {
-    let text = std::fs::read_to_string(repo().join("connectors/qinqing.toml")).expect("connector");
-    let table: toml::Table = toml::from_str(&text).expect("connector parses");
-    let ack: wastehub::config::connector::AckConfig = table["outbound"]["ack"].clone().try_into().expect("[outbound.ack]");
-    let tree: Option<Value> = serde_json::from_str(body).ok();
-    match wastehub::connectors::http_json::judge(&ack, status, None, body, tree.as_ref()) {
-        Ok(_) => "delivered",
-        Err(e) if e.retry == wastehub::connectors::Retry::Never => "dead",
-        Err(_) => "retried",
-    }
-}
-
-/// Posts `body` to the simulator, signed as the hub signs.
-async fn post_signed(sim: &QinqingSim, body: &[u8], message_id: &str) -> (u16, String) {
-    let signer = wastehub::connectors::signature::Signer::new(&wastehub::config::connector::SignatureConfig {
-        algorithm: "hmac-sm3".into(),
-        secret: Secret::new(DEV_SECRET),
-        key_id: None,
-    });
-    let ts = chrono::Utc::now().timestamp();
-    let r = reqwest::Client::new()
-        .post(sim.url(NOTICES_PATH))
-        .header("content-type", "application/json")
-        .header("ce-id", message_id)
-        .header("x-wastehub-timestamp", ts.to_string())
-        .header("x-wastehub-signature", signer.header(ts, message_id, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("post to the simulator");
-    (r.status().as_u16(), r.text().await.unwrap_or_default())
-}
-
-async fn replay(rig: &Rig, dir: &Path) {
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
-    let ex: toml::Table =
-        toml::from_str(&std::fs::read_to_string(dir.join("exchange.toml")).expect("exchange.toml")).expect("exchange.toml parses");
-    let s = |k: &str| ex.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let ignore: Vec<String> = ex
-        .get("ignore")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let wire_file = dir.join(s("wire").expect("wire"));
-    rig.sim.reset();
-    for step in ex.get("setup").and_then(|v| v.as_array()).into_iter().flatten() {
-        let path = step.get("post").and_then(|v| v.as_str()).expect("setup.post");
-        let body: Value =
-            serde_json::to_value(step.get("body").cloned().unwrap_or(toml::Value::Table(Default::default()))).expect("setup.body");
-        let r = reqwest::Client::new()
-            .post(rig.sim.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("setup");
-        assert!(r.status().is_success(), "{name}: setup {path}: {}", r.status());
-    }
-    let outcome = s("outcome");
-    match (s("direction").as_deref(), s("canonical")) {
-        (Some("to-partner"), Some(canonical)) => {
-            let id = rig.app.accept(&read_json(&dir.join(canonical))).await;
-            let want = match outcome.as_deref() {
-                Some("delivered") => "delivered",
-                Some("dead") => "dead",
-                _ => "retrying",
-            };
-            assert!(
-                rig.app.wait_status(&id, "qinqing", want, Duration::from_secs(10)).await,
-                "{name}: delivery not {want}: {}",
-                qinqing_delivery(&rig.app, &id).await
-            );
-            // The simulator records the notices it accepts (with its answer).
-            if want == "delivered" {
-                let got = rig
-                    .sim
-                    .accepted()
-                    .into_iter()
-                    .find(|a| a.request_id == id)
-                    .expect("the simulator accepted it");
-                assert_eq!(
-                    without(got.notice, &ignore),
-                    without(read_json(&wire_file), &ignore),
-                    "{name}: wire"
-                );
-                if let Some(answer) = s("answer") {
-                    assert_eq!(got.answer, read_json(&dir.join(answer)), "{name}: answer");
-                }
-            }
-        }
-        (Some("to-partner"), None) => {
-            let body = std::fs::read(&wire_file).expect("wire");
-            let id = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["requestId"].as_str().map(str::to_string))
-                .unwrap_or_else(|| format!("msg_example_{name}"));
-            let (status, answer) = post_signed(&rig.sim, &body, &id).await;
-            let want = read_json(&dir.join(s("answer").expect("answer")));
-            assert_eq!(serde_json::from_str::<Value>(&answer).ok(), Some(want), "{name}: answer");
-            assert_eq!(Some(judged(status, &answer)), outcome.as_deref(), "{name}: outcome");
-        }
-        (Some("from-partner"), Some(canonical)) => {
-            assert_eq!(s("channel").as_deref().unwrap_or("http"), "http", "{name}: channel");
-            let r = rig
-                .app
-                .client
-                .post(format!("{}/api/v1/documents/{}", rig.app.base, s("type").expect("type")))
-                .bearer_auth(&rig.key)
-                .header("content-type", "application/json")
-                .body(std::fs::read(&wire_file).expect("wire"))
-                .send()
-                .await
-                .expect("post document");
-            let status = r.status().as_u16();
-            let body: Value = r.json().await.unwrap_or(Value::Null);
-            assert_eq!(status, 202, "{name}: {body}");
-            let stored = rig.app.trace(body["id"].as_str().expect("id")).await["event"].clone();
-            assert_eq!(
-                without(stored, &ignore),
-                without(read_json(&dir.join(canonical)), &ignore),
-                "{name}: stored event"
-            );
-        }
-        other => panic!("{name}: unknown exchange {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn every_contract_example_replays() {
-    let rig = rig(DEV_SECRET, "0s 200ms 400ms").await;
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("contracts/qinqing/examples"))
-        .expect("examples")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("exchange.toml").exists())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 8, "examples found: {dirs:?}");
-    for dir in &dirs {
-        replay(&rig, dir).await;
-    }
 }

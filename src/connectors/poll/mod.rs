@@ -15,6 +15,13 @@
 //! cannot take *now* (backlog full, shutting down) is tried again. Spec:
 //! `docs/connectors/poll.md`.
 //!
+//! The poller reports to the connector health board (`Sink::health`): `up`
+//! after every page fetched, `down` after every page that could not be had
+//! (with the reason, never the answer's body nor a secret), and `unknown`
+//! with a detail saying so while this process stands by without the lease:
+//! a standby knows nothing of the partner, and `down` would raise alarms
+//! on a healthy pair of processes.
+//!
 //! This module owns the loop; [`page`] the HTTP request and the reading of
 //! an answer, [`cursor`] the position, [`lease`] the leader lease. It
 //! writes no SQL and reaches nothing but the configured `url` (and the
@@ -34,6 +41,7 @@ use self::cursor::{Advance, Position};
 use self::lease::Lease;
 use self::page::{Page, PageRequest};
 pub use self::page::{PageClient, PageError};
+use super::health::HealthReporter;
 use super::{BuildError, Receiver};
 use crate::config::ConnectorConfig;
 use crate::config::poll::{PollConfig, PollFormat};
@@ -55,7 +63,11 @@ pub struct PollConnector {
     sink: Sink,
     store: Store,
     node: String,
+    health: HealthReporter,
 }
+
+/// The health board's detail while this process does not hold the lease.
+pub const STANDBY: &str = "standby: this process does not hold the poll lease (another hub process holds it and polls, or it is being taken); it polls when it holds the lease";
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,6 +114,7 @@ impl PollConnector {
             name: name.to_string(),
             pages: PageClient::new(name, cfg, base)?,
             cfg: cfg.clone(),
+            health: sink.health(),
             sink,
             store,
             node: node.to_string(),
@@ -124,6 +137,7 @@ impl PollConnector {
         let mut store_failures = 0;
         loop {
             if !lease.held() {
+                self.health.unknown(STANDBY);
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = lease.acquired() => continue,
@@ -163,6 +177,7 @@ impl PollConnector {
             }
         }
         lease.release().await;
+        self.health.unknown("the poller has stopped");
         tracing::info!(connector = %self.name, "Poll connector stopped.");
     }
 
@@ -272,6 +287,11 @@ impl PollConnector {
             let e = match fetched {
                 Ok(page) => {
                     metrics::counter!(POLL_PAGES_TOTAL, LABEL_CONNECTOR => self.name.clone(), LABEL_OUTCOME => "fetched").increment(1);
+                    self.health.up(format!(
+                        "a page was fetched from {} ({} item(s))",
+                        self.pages.url(),
+                        page.items.len()
+                    ));
                     if failures > 0 {
                         tracing::info!(connector = %self.name, tries = failures + 1, "The page was fetched after failed tries.");
                     }
@@ -285,6 +305,12 @@ impl PollConnector {
                 None => self.step(failures),
             };
             failures += 1;
+            // The error says what happened, never the answer's body nor a
+            // secret; the address is shown without its query.
+            self.health.down(format!(
+                "the page could not be fetched from {} ({failures} failed tries in a row, next in {wait:?}): {e}",
+                self.pages.url()
+            ));
             if e.needs_attention() {
                 tracing::error!(
                     connector = %self.name, class = e.class, status = e.status, error = %e.message, tries = failures, retry_in = ?wait,

@@ -7,7 +7,9 @@
 //!   repeat gets the first answer again);
 //! - `POST /_sim/outage` (`{"down": true, "answer": "maintenance" | "busy"}`),
 //!   a failure share answered `5001`, `GET /_sim/accepted`, `GET /_sim/counts`,
-//!   `POST /_sim/reset` (forget every notice, count and outage);
+//!   `GET /_sim/exchanges` (every request to the notices endpoint with the
+//!   answer given), `POST /_sim/reset` (forget every notice, request, count
+//!   and outage);
 //! - `POST /_sim/reply`: an enterprise's reply to an accepted notice, posted
 //!   to the hub configured at start ([`reply`]).
 //!
@@ -23,8 +25,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -34,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Secret;
 use crate::config::connector::SignatureConfig;
 use crate::connectors::signature::Signer;
+
+use super::{Answer, Exchange, ExchangeLog};
 
 const NOTICE_SCHEMA: &str = include_str!("../../../contracts/qinqing/notice.schema.json");
 const REPLY_SCHEMA: &str = include_str!("../../../contracts/qinqing/reply.schema.json");
@@ -121,6 +124,7 @@ pub enum Outage {
 #[derive(Default)]
 struct Book {
     accepted: Vec<Accepted>,
+    exchanges: ExchangeLog,
     by_request: HashMap<String, Value>,
     outage: Option<Outage>,
     counts: Counts,
@@ -184,6 +188,7 @@ impl QinqingSim {
             .route(NOTICES_PATH, post(notices))
             .route("/_sim/accepted", get(accepted))
             .route("/_sim/counts", get(counts))
+            .route("/_sim/exchanges", get(exchanges))
             .route("/_sim/outage", post(outage))
             .route("/_sim/reset", post(reset))
             .route("/_sim/reply", post(reply::handler))
@@ -201,6 +206,12 @@ impl QinqingSim {
     /// What it accepted, in order.
     pub fn accepted(&self) -> Vec<Accepted> {
         self.inner.book().accepted.clone()
+    }
+
+    /// Every request to the notices endpoint with the answer given, oldest
+    /// first (the last ones only; see [`super::Exchange`]).
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.inner.book().exchanges.all()
     }
 
     /// Its counters.
@@ -221,7 +232,7 @@ impl QinqingSim {
         };
     }
 
-    /// Forgets every notice, answer, count and outage (the hub stays).
+    /// Forgets every notice, request, answer, count and outage (the hub stays).
     pub fn reset(&self) {
         let mut book = self.inner.book();
         let hub = book.hub.clone();
@@ -240,11 +251,6 @@ impl Inner {
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// A JSON answer with the contract's `code` and `message`.
-fn answer(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
 }
 
 /// Checks `X-Wastehub-Timestamp` and `X-Wastehub-Signature` over
@@ -276,36 +282,43 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn notices(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn notices(State(st): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Answer {
+    let answer = answer_notice(&st, &headers, &body);
+    let record = answer.record(&headers, &body);
+    st.book().exchanges.push(record);
+    answer
+}
+
+/// The contract's answer to one request on the notices endpoint.
+fn answer_notice(st: &Inner, headers: &HeaderMap, body: &[u8]) -> Answer {
     {
         let mut book = st.book();
         match book.outage {
             Some(Outage::Maintenance) => {
                 book.counts.unavailable += 1;
-                return (
+                return Answer::json(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::RETRY_AFTER, "1")],
-                    axum::Json(json!({"code": "5030", "message": "系统维护中，请稍后重试"})),
+                    &json!({"code": "5030", "message": "系统维护中，请稍后重试"}),
                 )
-                    .into_response();
+                .retry_after("1");
             }
             Some(Outage::Busy) => {
                 book.counts.busy += 1;
-                return answer(StatusCode::OK, busy());
+                return Answer::json(StatusCode::OK, &busy());
             }
             None => {}
         }
     }
-    if let Err((code, message)) = verify(&st, &headers, &body) {
+    if let Err((code, message)) = verify(st, headers, body) {
         st.book().counts.unauthorized += 1;
-        return answer(StatusCode::UNAUTHORIZED, json!({"code": code, "message": message}));
+        return Answer::json(StatusCode::UNAUTHORIZED, &json!({"code": code, "message": message}));
     }
     if st.cfg.fail_share > 0.0 && fastrand::f64() < st.cfg.fail_share {
         st.book().counts.busy += 1;
-        return answer(StatusCode::OK, busy());
+        return Answer::json(StatusCode::OK, &busy());
     }
-    let (status, body) = judge_notice(&st, &body);
-    answer(status, body)
+    let (status, body) = judge_notice(st, body);
+    Answer::json(status, &body)
 }
 
 fn busy() -> Value {
@@ -361,6 +374,10 @@ async fn accepted(State(st): State<Arc<Inner>>) -> axum::Json<Vec<Accepted>> {
 
 async fn counts(State(st): State<Arc<Inner>>) -> axum::Json<Counts> {
     axum::Json(st.book().counts.clone())
+}
+
+async fn exchanges(State(st): State<Arc<Inner>>) -> axum::Json<Vec<Exchange>> {
+    axum::Json(st.book().exchanges.all())
 }
 
 #[derive(Deserialize)]

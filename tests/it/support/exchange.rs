@@ -45,6 +45,18 @@ impl Channel {
     }
 }
 
+/// A call to the partner's simulator before the exchange (`[[setup]]`), to
+/// put it in the state the example needs (an outage, a busy platform).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    /// The path on the contract's simulator to `POST` to (`/_sim/outage`).
+    pub post: String,
+    /// The JSON body (written as a TOML table); `{}` when absent.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
 /// What the hub records for a to-partner exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +83,9 @@ struct Raw {
     channel: Option<Channel>,
     #[serde(default)]
     ignore: Vec<String>,
+    topic: Option<String>,
+    #[serde(default)]
+    setup: Vec<Setup>,
 }
 
 /// One example exchange, checked.
@@ -100,6 +115,10 @@ pub struct Example {
     /// JSON Pointers (XML: element paths, `@attribute` last) whose values
     /// are assigned per run and not compared.
     pub ignore: Vec<String>,
+    /// The MQTT topic the payload is published on (`channel = "mqtt"`).
+    pub topic: Option<String>,
+    /// Simulator calls made before the exchange, in order.
+    pub setup: Vec<Setup>,
 }
 
 impl Example {
@@ -113,6 +132,12 @@ impl Example {
     pub fn is_answer_only(&self) -> bool {
         self.direction == Direction::ToPartner && self.canonical.is_none()
     }
+}
+
+/// Whether `path` is a raw HTTP message (`.http`: start line, headers, an
+/// empty line, the body), not a bare body.
+pub fn is_raw_http(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "http")
 }
 
 /// Reads and checks `file` (an `exchange.toml`) of contract `partner`.
@@ -180,6 +205,31 @@ pub fn parse(file: &Path, partner: &str) -> Result<Example, Vec<String>> {
             bad(format!("ignore entry {p:?} must be a path starting with '/'"));
         }
     }
+    if raw.topic.is_some() && raw.channel != Some(Channel::Mqtt) {
+        bad("topic is for channel = \"mqtt\" exchanges".into());
+    }
+    if raw.topic.is_none() && raw.channel == Some(Channel::Mqtt) {
+        bad("an mqtt exchange needs topic: the topic the partner publishes the payload on".into());
+    }
+    if let Some(t) = &raw.topic
+        && (t.is_empty() || t.contains(['+', '#']))
+    {
+        bad(format!("topic {t:?} must be a topic name, without wildcards"));
+    }
+    for s in &raw.setup {
+        if !s.post.starts_with('/') {
+            bad(format!(
+                "setup post {:?} must be a path on the simulator, starting with '/'",
+                s.post
+            ));
+        }
+        if s.body.as_ref().is_some_and(|b| !b.is_object()) {
+            bad(format!("setup post {:?}: body must be a table", s.post));
+        }
+    }
+    if is_raw_http(Path::new(&raw.wire)) && !(raw.direction == Direction::ToPartner && raw.canonical.is_none()) {
+        bad("a raw HTTP wire (.http) is for answer-only exchanges: the request sent to the partner".into());
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -195,6 +245,8 @@ pub fn parse(file: &Path, partner: &str) -> Result<Example, Vec<String>> {
         outcome: raw.outcome,
         channel: raw.channel.unwrap_or_default(),
         ignore: raw.ignore,
+        topic: raw.topic,
+        setup: raw.setup,
     })
 }
 
