@@ -189,6 +189,36 @@ fn shipped_connectors() -> (Vec<(String, String)>, BTreeMap<String, String>) {
     (files, key_vars)
 }
 
+/// The example parks (`connectors/parks/<id>.json`) are cell platforms
+/// registered at run time, not connector files: each is registered from its
+/// file and taken live (an audited override: these examples are what its
+/// conformance would be judged on), so that its contract's examples post
+/// with its key and reach the stored, routed message like any partner's.
+/// Returns partner id → API key.
+async fn register_parks(app: &TestApp) -> BTreeMap<String, String> {
+    let mut keys = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("connectors/parks"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "json"));
+    files.sort();
+    for file in files {
+        let body: Value = read_json(&file).unwrap_or_else(|e| panic!("{e}"));
+        let (status, created) = app.op_post("/api/v1/partners", &body).await;
+        assert_eq!(status, 201, "{}: {created}", file.display());
+        let id = created["partner"]["id"].as_str().unwrap_or_default().to_string();
+        let (status, live) = app
+            .op_post(
+                &format!("/api/v1/partners/{id}/go-live"),
+                &serde_json::json!({"override_reason": "contract examples replayed"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{id} go-live: {live}");
+        keys.insert(id, created["api_key"].as_str().unwrap_or_default().to_string());
+    }
+    keys
+}
+
 /// `VAR` of a `${VAR}` or `${VAR:-default}` reference.
 fn env_var(text: &str) -> Option<String> {
     let inner = text.trim().strip_prefix("${")?.strip_suffix('}')?;
@@ -212,6 +242,7 @@ impl Stage {
             keys.insert(connector, key);
         }
         let app = TestApp::spawn(spec).await;
+        keys.extend(register_parks(&app).await);
         Self { app, sims, keys }
     }
 
