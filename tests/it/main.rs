@@ -19,6 +19,7 @@ mod journey_park;
 mod mappings;
 mod mqtt;
 mod mtls;
+mod onboarding_doc;
 mod ops;
 mod ordering;
 mod partners;
