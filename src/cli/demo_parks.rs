@@ -188,9 +188,8 @@ async fn walk(hub: &Hub<'_>, park: &ExamplePark, file: &Path) -> anyhow::Result<
         format: park.format.to_string(),
         ..ParkOutcome::default()
     };
-    let registration: Value =
-        serde_json::from_slice(&std::fs::read(file).with_context(|| format!("reading {}", file.display()))?)
-            .with_context(|| format!("{} is not JSON", file.display()))?;
+    let registration: Value = serde_json::from_slice(&std::fs::read(file).with_context(|| format!("reading {}", file.display()))?)
+        .with_context(|| format!("{} is not JSON", file.display()))?;
     let (s, created) = hub.operator(reqwest::Method::POST, "/api/v1/partners", Some(&registration)).await?;
     anyhow::ensure!(s == 201, "registration answered {s}: {created}");
     let key = created["api_key"].as_str().unwrap_or_default().to_string();
@@ -231,7 +230,9 @@ async fn walk(hub: &Hub<'_>, park: &ExamplePark, file: &Path) -> anyhow::Result<
             if answer["sandbox"] == true { " sandbox, not forwarded" } else { "" }
         );
     }
-    let (_, log) = hub.operator(reqwest::Method::GET, &format!("/api/v1/partners/{id}/sandbox"), None).await?;
+    let (_, log) = hub
+        .operator(reqwest::Method::GET, &format!("/api/v1/partners/{id}/sandbox"), None)
+        .await?;
     for r in log.as_array().into_iter().flatten() {
         if r["outcome"] == "accepted" {
             o.sandbox_accepted += 1;
@@ -242,7 +243,11 @@ async fn walk(hub: &Hub<'_>, park: &ExamplePark, file: &Path) -> anyhow::Result<
 
     // Conformance and go-live, as the operator runs them.
     let (_, report) = hub
-        .operator(reqwest::Method::POST, &format!("/api/v1/partners/{id}/conformance"), Some(&json!({})))
+        .operator(
+            reqwest::Method::POST,
+            &format!("/api/v1/partners/{id}/conformance"),
+            Some(&json!({})),
+        )
         .await?;
     o.conformance = report["verdict"].as_str().unwrap_or("?").to_string();
     let coverage: Vec<String> = report["coverage"]
@@ -251,7 +256,12 @@ async fn walk(hub: &Hub<'_>, park: &ExamplePark, file: &Path) -> anyhow::Result<
         .flatten()
         .map(|c| format!("{} {} passed", c["message_type"].as_str().unwrap_or(""), c["passed"]))
         .collect();
-    println!("    conformance {}: {} ({})", report["id"].as_str().unwrap_or(""), o.conformance.to_uppercase(), coverage.join(", "));
+    println!(
+        "    conformance {}: {} ({})",
+        report["id"].as_str().unwrap_or(""),
+        o.conformance.to_uppercase(),
+        coverage.join(", ")
+    );
     let (s, live) = hub
         .operator(reqwest::Method::POST, &format!("/api/v1/partners/{id}/go-live"), Some(&json!({})))
         .await?;
@@ -353,5 +363,7 @@ pub fn print_summary(parks: &[ParkOutcome]) {
             p.waiting
         );
     }
-    println!("  (provincial and national = production messages delivered there; a document sent twice counts once, answered 200 duplicate)");
+    println!(
+        "  (provincial and national = production messages delivered there; a document sent twice counts once, answered 200 duplicate)"
+    );
 }

@@ -123,9 +123,7 @@ pub async fn run(args: PartnerArgs) -> anyhow::Result<()> {
             .build()?,
     };
     let (answer, printer): (Value, fn(&Value) -> String) = match &args.command {
-        PartnerCommand::Add {
-            file: Some(file), ..
-        } => (
+        PartnerCommand::Add { file: Some(file), .. } => (
             api.send("POST", "/api/v1/partners", Some(registration_file(file)?)).await?,
             print_created,
         ),
@@ -211,13 +209,15 @@ const MAX_REGISTRATION_FILE: u64 = 64 * 1024;
 /// Reads a registration file: one JSON object, sent as it is (the hub
 /// checks every field and answers with each problem).
 fn registration_file(path: &std::path::Path) -> anyhow::Result<Value> {
-    let size = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
     if size > MAX_REGISTRATION_FILE {
         bail!("{} is larger than {MAX_REGISTRATION_FILE} bytes", path.display());
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let body: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON (the POST /api/v1/partners body)", path.display()))?;
+    let body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON (the POST /api/v1/partners body)", path.display()))?;
     if !body.is_object() {
         bail!("{} must hold one JSON object (the POST /api/v1/partners body)", path.display());
     }

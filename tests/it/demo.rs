@@ -54,5 +54,8 @@ fn demo_runs_its_journey_and_prints_a_summary() {
         ["XML", "3", "1", "pass", "4", "4", "3", "3", "0", "0"],
         "{parks}"
     );
-    assert!(text.contains("422 validation_failed") && text.contains("422 mapping_failed"), "{text}");
+    assert!(
+        text.contains("422 validation_failed") && text.contains("422 mapping_failed"),
+        "{text}"
+    );
 }

@@ -182,11 +182,7 @@ fn parks() -> Vec<Park> {
             // A clerk swaps the last two digits of the catalyst's waste code.
             mistake: Mistake {
                 example: "01-ledger-entry-generation",
-                break_it: |b| {
-                    String::from_utf8_lossy(b)
-                        .replace("\"251-016-50\"", "\"251-016-05\"")
-                        .into_bytes()
-                },
+                break_it: |b| String::from_utf8_lossy(b).replace("\"251-016-50\"", "\"251-016-05\"").into_bytes(),
                 code: "validation_failed",
                 errors: &[(
                     "/data/waste_code",
@@ -213,7 +209,10 @@ fn parks() -> Vec<Park> {
                 // Inside a repeated element the path names the field within the line.
                 errors: &[("/quantity/unit", "\"DAI\" is not in code table units")],
             },
-            routes: &[("manifest-created", &["national", "provincial"]), ("ledger-entry", &["national", "provincial"])],
+            routes: &[
+                ("manifest-created", &["national", "provincial"]),
+                ("ledger-entry", &["national", "provincial"]),
+            ],
         },
     ]
 }
@@ -253,7 +252,10 @@ async fn production_messages(w: &World, id: &str) -> Vec<Value> {
 async fn sandbox(w: &World, park: &Park, key: &str, docs: &[Doc]) {
     let id = park.id;
     let m = &park.mistake;
-    let original = docs.iter().find(|d| d.name == m.example).expect("the example the mistake is made in");
+    let original = docs
+        .iter()
+        .find(|d| d.name == m.example)
+        .expect("the example the mistake is made in");
     let bad = Doc {
         bytes: (m.break_it)(&original.bytes),
         ..original.clone()
@@ -327,7 +329,10 @@ async fn sandbox(w: &World, park: &Park, key: &str, docs: &[Doc]) {
     );
 
     // Nothing of it is a production message.
-    assert!(production_messages(w, id).await.is_empty(), "{id}: sandbox traffic was stored for routing");
+    assert!(
+        production_messages(w, id).await.is_empty(),
+        "{id}: sandbox traffic was stored for routing"
+    );
 }
 
 /// The live part: production traffic delivered with receipts, duplicates
@@ -393,10 +398,9 @@ async fn each_example_park_walks_from_registration_to_delivered_production_traff
         let key = if n == 0 {
             register_with_the_cli(&w, park.id).await
         } else {
-            let body: Value = serde_json::from_slice(
-                &std::fs::read(repo().join("connectors/parks").join(format!("{}.json", park.id))).expect("file"),
-            )
-            .expect("JSON");
+            let body: Value =
+                serde_json::from_slice(&std::fs::read(repo().join("connectors/parks").join(format!("{}.json", park.id))).expect("file"))
+                    .expect("JSON");
             let (s, created) = w.app.op_post("/api/v1/partners", &body).await;
             assert_eq!(s, 201, "{created}");
             created["api_key"].as_str().expect("key").to_string()
@@ -406,7 +410,12 @@ async fn each_example_park_walks_from_registration_to_delivered_production_traff
         // Sandbox answers are given once the traffic is recorded; a routed
         // message would be on its way to the simulators by now.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(w.national.accepted().len(), national, "{}: sandbox traffic reached the national system", park.id);
+        assert_eq!(
+            w.national.accepted().len(),
+            national,
+            "{}: sandbox traffic reached the national system",
+            park.id
+        );
         assert_eq!(
             w.provincial.accepted().len(),
             provincial,
@@ -463,7 +472,11 @@ fn every_example_park_ships_its_registration_mappings_and_contract() {
         assert_eq!(file.extension().and_then(|x| x.to_str()), Some("json"), "{}", file.display());
         let reg: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("JSON");
         let id = reg["id"].as_str().expect("id");
-        assert_eq!(file.file_stem().and_then(|s| s.to_str()), Some(id), "the file is named after the partner");
+        assert_eq!(
+            file.file_stem().and_then(|s| s.to_str()),
+            Some(id),
+            "the file is named after the partner"
+        );
         for (t, mapping) in reg["mappings"].as_object().expect("mappings") {
             let mapping = mapping.as_str().expect("mapping name");
             assert!(mapping.starts_with(&format!("{id}/")), "{id}: {mapping}");

@@ -129,9 +129,7 @@ async fn run(block: &Block, dir: &Path, base: &str, creds: &Creds, curl: bool) -
             block.text,
             String::from_utf8_lossy(&out.stderr)
         );
-        return Some(
-            last_answer(&stdout).unwrap_or_else(|| panic!("docs/onboarding.md:{}: no HTTP answer in:\n{stdout}", block.line)),
-        );
+        return Some(last_answer(&stdout).unwrap_or_else(|| panic!("docs/onboarding.md:{}: no HTTP answer in:\n{stdout}", block.line)));
     }
     if block.text.contains("$(") {
         use std::io::Write;
@@ -259,7 +257,10 @@ fn curl_request(text: &str, vars: &BTreeMap<&str, String>, dir: &Path) -> Result
 async fn the_onboarding_guide_examples_answer_as_documented() {
     let doc = guide();
     let blocks = blocks(&doc);
-    let tested: Vec<&Block> = blocks.iter().filter(|b| b.lang == "sh" && b.flags.iter().any(|f| f == "test")).collect();
+    let tested: Vec<&Block> = blocks
+        .iter()
+        .filter(|b| b.lang == "sh" && b.flags.iter().any(|f| f == "test"))
+        .collect();
     assert!(tested.len() >= 15, "only {} tested blocks in docs/onboarding.md", tested.len());
     let curl = found("curl") && found("openssl") && found("bash");
     if !curl {
@@ -304,7 +305,9 @@ async fn the_onboarding_guide_examples_answer_as_documented() {
             live = true;
         }
         let creds = if who == "signing" { &signed } else { &park };
-        let Some((status, body)) = run(b, dir.path(), &app.base, creds, curl).await else { continue };
+        let Some((status, body)) = run(b, dir.path(), &app.base, creds, curl).await else {
+            continue;
+        };
         let want: u16 = b.attrs.get("expect").and_then(|s| s.parse().ok()).expect("expect=STATUS");
         assert_eq!(status, want, "docs/onboarding.md:{}:\n{}\nanswered {body}", b.line, b.text);
         if let Some(code) = b.attrs.get("code") {
@@ -329,7 +332,11 @@ async fn the_onboarding_guide_examples_answer_as_documented() {
 fn the_guides_worked_signature_and_record_are_right() {
     let doc = guide();
     let secret = "whs_6f1d0c3a9b2e47d58a0c1e2f3b4a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e";
-    let (ts, path, body) = (1_795_934_400_i64, "/api/v1/documents/weighing", r#"{"ticketNo":"QG-WB-20261129-0002"}"#);
+    let (ts, path, body) = (
+        1_795_934_400_i64,
+        "/api/v1/documents/weighing",
+        r#"{"ticketNo":"QG-WB-20261129-0002"}"#,
+    );
     let signer = wastehub::connectors::signature::Signer::new(&wastehub::config::connector::SignatureConfig {
         algorithm: "hmac-sha256".into(),
         secret: wastehub::config::Secret::new(secret),
@@ -342,7 +349,14 @@ fn the_guides_worked_signature_and_record_are_right() {
     let verifier = wastehub::connectors::signature::Verifier::new("hmac-sha256", secret);
     assert!(
         verifier
-            .verify(Some(&ts.to_string()), Some(&format!("hmac-sha256={mac}")), path, body.as_bytes(), ts, 300)
+            .verify(
+                Some(&ts.to_string()),
+                Some(&format!("hmac-sha256={mac}")),
+                path,
+                body.as_bytes(),
+                ts,
+                300
+            )
             .is_ok()
     );
     let blocks = blocks(&doc);
@@ -351,7 +365,10 @@ fn the_guides_worked_signature_and_record_are_right() {
         .find(|b| b.attrs.get("file").map(String::as_str) == Some("ledger-entry.json"))
         .map(|b| serde_json::from_str(&b.text).expect("JSON"))
         .expect("ledger-entry.json in the guide");
-    let example: PathBuf = repo().join("contracts").join(PARK).join("examples/01-ledger-entry-generation/record.json");
+    let example: PathBuf = repo()
+        .join("contracts")
+        .join(PARK)
+        .join("examples/01-ledger-entry-generation/record.json");
     let example: Value = serde_json::from_slice(&std::fs::read(example).expect("example")).expect("JSON");
     assert_eq!(shown, example, "the guide's record and the contract example differ");
 }
@@ -371,7 +388,10 @@ fn plain_curl_commands_translate_to_requests() {
         ("WASTEHUB_SIGNING_SECRET", "whs_s".to_string()),
     ]);
     let mut n = 0;
-    for b in blocks.iter().filter(|b| b.flags.iter().any(|f| f == "test") && !b.text.contains("$(")) {
+    for b in blocks
+        .iter()
+        .filter(|b| b.flags.iter().any(|f| f == "test") && !b.text.contains("$("))
+    {
         let r = curl_request(&b.text, &vars, dir.path()).unwrap_or_else(|e| panic!("docs/onboarding.md:{}: {e}", b.line));
         assert_eq!(r.method, "POST");
         assert!(r.url.starts_with("http://hub/api/v1/"), "{r:?}");
