@@ -2,7 +2,10 @@
 //! for the provincial and national systems and for the transport and health
 //! departments' registries (which the `poll` connectors read), and a stream
 //! of sample messages from the Xiamen Haicang park's cell platform. Prints
-//! progress and a per-partner summary, then keeps serving until Ctrl-C.
+//! progress and a per-partner summary; then the two example parks connect
+//! their own platforms at run time (`super::demo_parks`: sandbox, conformance,
+//! go-live, production) with a per-park summary; then it keeps serving until
+//! Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -168,10 +171,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     print_summary(&client, &base, &operator, &provincial, &national).await;
     departments.print();
+    let parks = super::demo_parks::run(&client, &base, &operator, &args.config).await;
+    super::demo_parks::print_summary(&parks);
     println!("\nThe hub keeps serving at {base}. The operator token for this run is:\n  {operator}");
     println!("Try:\n  curl -s -H 'Authorization: Bearer {operator}' '{base}/api/v1/messages?limit=3'");
     println!("  curl -s -H 'Authorization: Bearer {operator}' {base}/api/v1/messages/<id from the list>");
     println!("  curl -s -H 'Authorization: Bearer {operator}' {base}/api/v1/destinations");
+    println!("  curl -s -H 'Authorization: Bearer {operator}' {base}/api/v1/partners");
     if args.no_wait {
         stop.cancel();
     } else {

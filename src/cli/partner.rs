@@ -28,17 +28,21 @@ pub struct PartnerArgs {
 pub enum PartnerCommand {
     /// Register a cell platform (it starts in sandbox); prints its API key once.
     Add {
+        /// A registration file: the `POST /api/v1/partners` body as JSON
+        /// (`connectors/parks/<id>.json`), instead of the flags below.
+        #[arg(long, conflicts_with_all = ["id", "name", "division", "types", "mappings", "signing", "callback"])]
+        file: Option<PathBuf>,
         /// Partner id: 3-63 of a-z, 0-9 and -.
-        #[arg(long)]
-        id: String,
+        #[arg(long, required_unless_present = "file")]
+        id: Option<String>,
         /// Display name.
-        #[arg(long)]
-        name: String,
+        #[arg(long, required_unless_present = "file")]
+        name: Option<String>,
         /// Jurisdiction: 6-digit division code.
-        #[arg(long)]
-        division: String,
+        #[arg(long, required_unless_present = "file")]
+        division: Option<String>,
         /// Message types it may send (comma-separated).
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required_unless_present = "file")]
         types: Vec<String>,
         /// `type=mapping` for documents in its own format (repeatable).
         #[arg(long = "mapping")]
@@ -119,7 +123,12 @@ pub async fn run(args: PartnerArgs) -> anyhow::Result<()> {
             .build()?,
     };
     let (answer, printer): (Value, fn(&Value) -> String) = match &args.command {
+        PartnerCommand::Add { file: Some(file), .. } => (
+            api.send("POST", "/api/v1/partners", Some(registration_file(file)?)).await?,
+            print_created,
+        ),
         PartnerCommand::Add {
+            file: None,
             id,
             name,
             division,
@@ -192,6 +201,27 @@ pub async fn run(args: PartnerArgs) -> anyhow::Result<()> {
         print!("{}", printer(&answer));
     }
     Ok(())
+}
+
+/// Largest registration file read (the hub takes at most 64 KiB).
+const MAX_REGISTRATION_FILE: u64 = 64 * 1024;
+
+/// Reads a registration file: one JSON object, sent as it is (the hub
+/// checks every field and answers with each problem).
+fn registration_file(path: &std::path::Path) -> anyhow::Result<Value> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > MAX_REGISTRATION_FILE {
+        bail!("{} is larger than {MAX_REGISTRATION_FILE} bytes", path.display());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON (the POST /api/v1/partners body)", path.display()))?;
+    if !body.is_object() {
+        bail!("{} must hold one JSON object (the POST /api/v1/partners body)", path.display());
+    }
+    Ok(body)
 }
 
 struct Api {

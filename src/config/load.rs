@@ -676,6 +676,21 @@ mod tests {
 
     const OUT: &str = "kind = \"http_json\"\n[outbound]\nurl = \"http://127.0.0.1:1/\"\n";
 
+    /// Registration files of partners onboarded at run time live in
+    /// `connectors/parks/`; only `connectors/*.toml` are connector files, so
+    /// a subfolder (even one holding a `.toml`) is not read.
+    #[test]
+    fn connector_subfolders_are_not_read() {
+        let d = dir_with(&[("a", &format!("name = \"a\"\n{OUT}"))], "");
+        let parks = d.path().join("connectors").join("parks");
+        std::fs::create_dir_all(&parks).unwrap();
+        std::fs::write(parks.join("park-x.json"), "{\"id\": \"park-x\"}").unwrap();
+        std::fs::write(parks.join("broken.toml"), "this is not toml = = =").unwrap();
+        let loaded = load_with(d.path(), &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = loaded.connectors.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a"]);
+    }
+
     #[test]
     fn an_unset_signing_secret_loads_but_a_short_one_does_not() {
         let sig = |secret: &str| format!("name = \"a\"\n{OUT}[outbound.signature]\nalgorithm = \"hmac-sm3\"\nsecret = \"{secret}\"\n");

@@ -1,5 +1,6 @@
 //! The README's run command: the demo sends its stream, every delivery
-//! finishes, and it prints the per-partner summary.
+//! finishes, and it prints the per-partner summary; then the two example
+//! parks walk from sandbox to production and it prints the per-park summary.
 
 use std::process::Command;
 
@@ -32,4 +33,29 @@ fn demo_runs_its_journey_and_prints_a_summary() {
     assert_eq!(nat.get(1), Some(&30), "national acked manifests and ledger entries: {summary}");
     assert_eq!(prov.last(), Some(&0), "nothing left waiting");
     assert_eq!(nat.last(), Some(&0), "nothing left waiting");
+
+    // Journey 2: both example parks went from sandbox to delivered production traffic.
+    let parks = text.split("Summary per park").nth(1).expect("park summary printed");
+    let park = |id: &str| -> Vec<String> {
+        parks
+            .lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    // format, sandbox-ok, refused, conformance, sent, live-ok, provincial, national, unrouted, waiting
+    assert_eq!(
+        park("park-quanzhou-quangang"),
+        ["JSON", "3", "1", "pass", "4", "4", "2", "2", "1", "0"],
+        "{parks}"
+    );
+    assert_eq!(
+        park("park-zhangzhou-gulei"),
+        ["XML", "3", "1", "pass", "4", "4", "3", "3", "0", "0"],
+        "{parks}"
+    );
+    assert!(
+        text.contains("422 validation_failed") && text.contains("422 mapping_failed"),
+        "{text}"
+    );
 }

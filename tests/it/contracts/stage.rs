@@ -175,6 +175,7 @@ impl Stage {
             spec.connectors.push((stem, toml::to_string(&table).expect("serialise")));
         }
         let app = TestApp::spawn(spec).await;
+        keys.extend(register_parks(&app).await);
         Self {
             app,
             sims,
@@ -422,4 +423,35 @@ fn mqtt_on_test_broker(name: &str, table: &mut toml::Table, broker: &mut Broker,
             }
         }
     }
+}
+
+/// The example parks (`connectors/parks/<id>.json`) are cell platforms
+/// registered at run time, not connector files: each is registered from its
+/// file and taken live (an audited override: these examples are what its
+/// conformance would be judged on), so that its contract's examples post
+/// with its key and reach the stored, routed message like any partner's.
+/// Returns partner id → API key.
+async fn register_parks(app: &TestApp) -> BTreeMap<String, String> {
+    let mut keys = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("connectors/parks"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "json"));
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let (status, created) = app.op_post("/api/v1/partners", &body).await;
+        assert_eq!(status, 201, "{}: {created}", file.display());
+        let id = created["partner"]["id"].as_str().unwrap_or_default().to_string();
+        let (status, live) = app
+            .op_post(
+                &format!("/api/v1/partners/{id}/go-live"),
+                &serde_json::json!({"override_reason": "contract examples replayed"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{id} go-live: {live}");
+        keys.insert(id, created["api_key"].as_str().unwrap_or_default().to_string());
+    }
+    keys
 }
