@@ -155,6 +155,7 @@ pub fn openapi(output: Option<PathBuf>) -> anyhow::Result<()> {
 
 pub mod bench;
 pub mod demo;
+pub mod letter;
 pub mod mapping;
 pub mod partner;
 pub mod samples;

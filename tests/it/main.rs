@@ -15,6 +15,7 @@ mod fuzz;
 mod health;
 mod ingest;
 mod journey_national;
+mod letters;
 mod mappings;
 mod mqtt;
 mod mtls;
