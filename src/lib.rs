@@ -17,6 +17,7 @@ pub mod connectors;
 pub mod deliver;
 pub mod error;
 pub mod ingest;
+pub mod letters;
 pub mod mapping;
 pub mod model;
 pub mod partners;

@@ -65,6 +65,8 @@ enum Command {
     Simulate(Box<cli::simulate::SimulateArgs>),
     /// Register and manage cell-platform partners (calls the hub's admin API).
     Partner(cli::partner::PartnerArgs),
+    /// Sign and verify letters between provincial hubs (SM2/SM3, Ed25519, ECDSA P-256).
+    Letter(cli::letter::LetterArgs),
     /// Make a random API key or operator token and its SHA-256 digest.
     Keygen,
     /// Print (or write) the OpenAPI document of the HTTP API.
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
                 cli::simulate::run(*args).await
             }
             Command::Partner(args) => cli::partner::run(args).await,
+            Command::Letter(args) => cli::letter::run(args),
             Command::Keygen => {
                 cli::keygen();
                 Ok(())

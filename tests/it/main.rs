@@ -16,6 +16,7 @@ mod health;
 mod ingest;
 mod journey_national;
 mod journey_park;
+mod letters;
 mod mappings;
 mod mqtt;
 mod mtls;
