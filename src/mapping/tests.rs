@@ -261,6 +261,8 @@ when = { path = "quantity/unit", equals = "kg" }
         "{OUT_HEAD}[[rule]]\nto = \"x\"\neach = \"/data/lines\"\nwhen = {{ path = \"quantity/nope\", exists = true }}\n  [[rule.rule]]\n  to = \"c\"\n  from = \"waste_code\"\n"
     ));
     assert!(e.message.contains("nope"), "{e:?}");
+}
+
 /// `to = "<list>/-"` appends one value per rule, in rule order, skipping
 /// rules whose condition fails; it refuses a target that is not a list.
 #[test]
