@@ -136,7 +136,7 @@ impl IntoResponse for Answer {
 }
 
 #[cfg(test)]
-mod tests {
+mod log_tests {
     use super::*;
 
     #[test]
