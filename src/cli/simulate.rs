@@ -12,8 +12,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HumanDuration, Secret};
-use crate::sim::market_regulation::{self, DropConfig};
 use crate::sim::health::{HealthConfig, HealthSim, INSTITUTIONS_PATH};
+use crate::sim::market_regulation::{self, DropConfig};
 use crate::sim::national::{NationalConfig, NationalSim};
 use crate::sim::park::{self, ParkConfig};
 use crate::sim::provincial::{ProvincialConfig, ProvincialSim};
@@ -154,7 +154,6 @@ fn print_registry(base: &str, path: &str, registry: &Registry, token_var: &str) 
     println!("  outage:            POST {base}/_sim/outage {{\"down\": true}}");
     println!("  counters:          {base}/_sim/counts");
 }
-
 
 /// Runs a simulator until Ctrl-C (a sender also stops after `--count`).
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
