@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Ingest results: label `outcome` (accepted, duplicate, rejected, backpressure).
+/// Ingest results: label `outcome` (accepted, duplicate, folded, rejected, backpressure).
 pub const INGEST_EVENTS_TOTAL: &str = "wastehub_ingest_events_total";
 /// Sandbox traffic by outcome (accepted, rejected): label `outcome`.
 pub const SANDBOX_MESSAGES_TOTAL: &str = "wastehub_sandbox_messages_total";

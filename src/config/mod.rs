@@ -124,6 +124,28 @@ pub struct IngestConfig {
     pub backlog_retry_after: HumanDuration,
     /// Messages per group commit.
     pub commit_batch: usize,
+    /// Burst de-duplication of video-AI alerts.
+    pub alerts: AlertsConfig,
+}
+
+/// `[ingest.alerts]`: bursts of video-AI alerts from one camera.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Alerts of one camera (same source, camera, event type and subject)
+    /// whose `started_at` lies within this window of an alert already kept
+    /// are folded into it; `"0"` keeps every alert.
+    pub dedupe_window: HumanDuration,
+    /// Partner (registered id or connector name) → its own window.
+    #[serde(default)]
+    pub partner_windows: std::collections::BTreeMap<String, HumanDuration>,
+}
+
+impl AlertsConfig {
+    /// The window that applies to `partner`'s alerts.
+    pub fn window_for(&self, partner: &str) -> std::time::Duration {
+        self.partner_windows.get(partner).unwrap_or(&self.dedupe_window).0
+    }
 }
 
 /// `[delivery]`.

@@ -1,14 +1,17 @@
 //! Ingest: `POST /api/v1/messages`. Authenticate the partner, refuse when the
 //! backlog is full, read the body within limits, check each CloudEvent
-//! (envelope, source ownership, canonical schema, reference data), route it,
-//! and answer 202 only after the message and its deliveries are committed.
+//! (envelope, source ownership, canonical schema, reference data), link a
+//! device message's subject, route it, and answer 202 only after the
+//! message and its deliveries are committed.
 
 pub mod auth;
+pub mod burst;
 pub mod cloudevent;
 pub mod commit;
 pub mod document;
 pub mod sandbox;
 pub mod sink;
+pub mod subject;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -37,9 +40,14 @@ pub struct Accepted {
     /// The receipt.
     #[serde(flatten)]
     pub receipt: Receipt,
-    /// True when the event was accepted before (same source and id).
+    /// True when the event was accepted before (same source and id), or is
+    /// a video-AI alert folded into an earlier one of its burst.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
+    /// For an alert folded into an earlier one of its burst: that alert's
+    /// hub message id (also the receipt's `id`). The folded alert is not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folded_into: Option<String>,
     /// True when the partner is in sandbox: the event passed every check
     /// and was kept as sandbox traffic; it goes nowhere.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -247,7 +255,7 @@ pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, 
 /// what the partner may send, schema and reference data. Sandbox traffic
 /// goes through exactly this.
 pub(crate) fn check(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<crate::model::Envelope, ApiError> {
-    let env = cloudevent::parse(value).map_err(ApiError::validation)?;
+    let mut env = cloudevent::parse(value).map_err(ApiError::validation)?;
     if !partner.sources.contains(&env.source) {
         return Err(ApiError::forbidden(
             "source_not_allowed",
@@ -270,6 +278,7 @@ pub(crate) fn check(app: &AppState, partner: &crate::ingest::auth::Partner, valu
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    subject::apply(&mut env);
     Ok(env)
 }
 
@@ -280,6 +289,7 @@ async fn commit_checked(
     env: crate::model::Envelope,
 ) -> Result<(StatusCode, Accepted), ApiError> {
     let destinations = app.routes.route(&env, &partner.name);
+    let burst = burst::of(&app.config.ingest.alerts, &partner.name, &env);
     let id = MessageId::generate();
     let event = cloudevent::canonical(&env, id.as_str()).to_string();
     let msg = NewMessage {
@@ -293,6 +303,7 @@ async fn commit_checked(
         partner: partner.name.clone(),
         event,
         destinations,
+        burst,
     };
     match app.committer.submit(msg).await {
         Ok(InsertOutcome::Accepted(receipt)) => {
@@ -306,6 +317,7 @@ async fn commit_checked(
                 Accepted {
                     receipt,
                     duplicate: false,
+                    folded_into: None,
                     sandbox: false,
                 },
             ))
@@ -315,6 +327,19 @@ async fn commit_checked(
             Ok((
                 StatusCode::OK,
                 Accepted {
+                    receipt,
+                    duplicate: true,
+                    folded_into: None,
+                    sandbox: false,
+                },
+            ))
+        }
+        Ok(InsertOutcome::Folded(receipt)) => {
+            metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => "folded").increment(1);
+            Ok((
+                StatusCode::OK,
+                Accepted {
+                    folded_into: Some(receipt.id.as_str().to_string()),
                     receipt,
                     duplicate: true,
                     sandbox: false,

@@ -8,6 +8,7 @@
 //! [`attempts`], [`trace`].
 
 pub mod attempts;
+pub mod bursts;
 pub mod ceiling;
 pub mod deliveries;
 pub mod inbound_files;
@@ -15,8 +16,8 @@ pub mod lanes;
 pub mod leases;
 pub mod messages;
 pub mod partners;
-pub mod sandbox;
 pub mod poll_cursors;
+pub mod sandbox;
 pub mod trace;
 
 use std::str::FromStr;
@@ -29,6 +30,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::{DatabaseConfig, SqliteSynchronous};
 
 pub use attempts::AttemptView;
+pub use bursts::{Burst, BurstView};
 pub use deliveries::{Claimed, Completion, CompletionOutcome, MappingChoice, ReplayFilter};
 pub use inbound_files::{FileOutcome, FileStart};
 pub use leases::LeaseHolder;

@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod demo;
 mod departments;
+mod devices;
 mod file_drop;
 mod fuzz;
 mod health;

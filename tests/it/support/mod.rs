@@ -4,6 +4,7 @@
 pub mod exchange;
 pub mod fake_partner;
 pub mod normalise;
+pub mod registry;
 pub mod samples;
 
 use std::path::{Path, PathBuf};
@@ -342,14 +343,16 @@ fn merge_sections(text: &str) -> String {
     }
     for (section, body) in chunks {
         let parsed: toml::Table = body.parse().expect("test config chunk");
-        if section.is_empty() {
-            table.extend(parsed);
-        } else {
-            let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(t) = entry {
-                t.extend(parsed);
-            }
+        // `[a.b]` is table `b` inside table `a`.
+        let mut t = &mut table;
+        for key in section.split('.').filter(|k| !k.is_empty()) {
+            let entry = t.entry(key.trim()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(inner) = entry else {
+                panic!("[{section}] is not a table")
+            };
+            t = inner;
         }
+        t.extend(parsed);
     }
     toml::to_string(&table).expect("serialise")
 }
