@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod mapping;
 pub mod model;
 pub mod partners;
+pub mod prompts;
 pub mod queue;
 pub mod reference;
 pub mod route;

@@ -50,6 +50,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Partner registry.
     pub partners: PartnersConfig,
+    /// Prompts the hub raises for partners and their delivery to callbacks.
+    pub prompts: PromptsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -146,6 +148,29 @@ impl AlertsConfig {
     pub fn window_for(&self, partner: &str) -> std::time::Duration {
         self.partner_windows.get(partner).unwrap_or(&self.dedupe_window).0
     }
+}
+
+/// `[prompts]`: the hub's own prompts (rejections of a partner's data) and
+/// the built-in destination `partner-callbacks` that delivers prompts to a
+/// registered partner's callback address.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsConfig {
+    /// Raise a `prompt` of kind `REJECTION` when a live registered partner's
+    /// message is refused for its content.
+    pub rejections: bool,
+    /// Whole-request timeout of a callback.
+    pub callback_timeout: HumanDuration,
+    /// TCP/TLS connect timeout of a callback.
+    pub callback_connect_timeout: HumanDuration,
+    /// Most callbacks in flight at once (all partners together, per process).
+    pub callback_concurrency: usize,
+    /// Most bytes of a partner's answer read.
+    pub callback_max_response: ByteSize,
+    /// Delay before each attempt; the first must be `0s`.
+    pub callback_retry_schedule: RetrySchedule,
+    /// Random spread of each delay, as a fraction.
+    pub callback_jitter: f64,
 }
 
 /// `[delivery]`.

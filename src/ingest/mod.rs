@@ -2,7 +2,8 @@
 //! backlog is full, read the body within limits, check each CloudEvent
 //! (envelope, source ownership, canonical schema, reference data), link a
 //! device message's subject, route it, and answer 202 only after the
-//! message and its deliveries are committed.
+//! message and its deliveries are committed. A refusal of a live registered
+//! partner's event raises a rejection prompt ([`crate::prompts::rejection`]).
 
 pub mod auth;
 pub mod burst;
@@ -244,10 +245,32 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
 /// Checks, routes and commits one event; for a partner in sandbox, checks
 /// it the same way and keeps it as sandbox traffic instead ([`sandbox`]).
 pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<(StatusCode, Accepted), ApiError> {
+    one_from(app, partner, value, None).await
+}
+
+/// [`one`], for an event mapped from a document whose SHA-256 is
+/// `document_sha256` (named in a rejection prompt beside the event id).
+pub(crate) async fn one_from(
+    app: &AppState,
+    partner: &crate::ingest::auth::Partner,
+    value: Value,
+    document_sha256: Option<&str>,
+) -> Result<(StatusCode, Accepted), ApiError> {
     if partner.status == crate::partners::Status::Sandbox {
         return sandbox::one(app, partner, value).await;
     }
-    let env = check(app, partner, value)?;
+    // What a rejection prompt needs, read before `check` takes the event.
+    let refused =
+        crate::prompts::rejection::watches(app, partner).then(|| crate::prompts::rejection::Refused::event(&value, document_sha256));
+    let env = match check(app, partner, value) {
+        Ok(env) => env,
+        Err(e) => {
+            if let Some(r) = refused {
+                crate::prompts::rejection::raise(app, partner, r, &e).await;
+            }
+            return Err(e);
+        }
+    };
     commit_checked(app, partner, env).await
 }
 
@@ -288,7 +311,13 @@ async fn commit_checked(
     partner: &crate::ingest::auth::Partner,
     env: crate::model::Envelope,
 ) -> Result<(StatusCode, Accepted), ApiError> {
-    let destinations = app.routes.route(&env, &partner.name);
+    let mut destinations = app.routes.route(&env, &partner.name);
+    if let Some(d) = crate::prompts::route::callback(app, &env).await.map_err(|e| {
+        tracing::warn!(error = %e, "Partner lookup for a prompt failed: the store does not answer.");
+        ApiError::unavailable("the hub cannot route this prompt right now; send again shortly")
+    })? {
+        destinations.push(d.to_string());
+    }
     let burst = burst::of(&app.config.ingest.alerts, &partner.name, &env);
     let id = MessageId::generate();
     let event = cloudevent::canonical(&env, id.as_str()).to_string();

@@ -24,6 +24,7 @@ mod ordering;
 mod partners;
 mod poll;
 mod postgres;
+mod prompts_back;
 mod qinqing;
 mod reference;
 mod shutdown;

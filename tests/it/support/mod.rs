@@ -307,7 +307,7 @@ pub fn write_config_dir(dir: &Path, database: &str, key_sha: &str, op_sha: &str,
     let schemas = repo().join("schemas/canonical");
     let reference = repo().join("schemas/reference");
     let config = format!(
-        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n[health]\ninterval = \"0s\"\n{}\n",
+        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n[health]\ninterval = \"0s\"\n[prompts]\ncallback_timeout = \"2s\"\n{}\n",
         schemas.display(),
         reference.display(),
         spec.config
