@@ -256,6 +256,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         store.clone(),
         &loaded.connectors,
         &cfg.delivery,
+        &cfg.prompts,
         &node,
         backlog.clone(),
         mappings.clone(),

@@ -21,6 +21,7 @@ pub mod letters;
 pub mod mapping;
 pub mod model;
 pub mod partners;
+pub mod prompts;
 pub mod queue;
 pub mod reference;
 pub mod route;

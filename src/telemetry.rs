@@ -11,8 +11,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Ingest results: label `outcome` (accepted, duplicate, rejected, backpressure).
+/// Ingest results: label `outcome` (accepted, duplicate, folded, rejected, backpressure).
 pub const INGEST_EVENTS_TOTAL: &str = "wastehub_ingest_events_total";
+/// Prompts the hub raised for partners: labels `kind` (rejection, prompt,
+/// rectification_request) and `outcome` (committed, duplicate, failed).
+pub const PROMPTS_RAISED_TOTAL: &str = "wastehub_prompts_raised_total";
 /// Sandbox traffic by outcome (accepted, rejected): label `outcome`.
 pub const SANDBOX_MESSAGES_TOTAL: &str = "wastehub_sandbox_messages_total";
 /// Messages accepted with no route: label none.
@@ -67,6 +70,8 @@ pub const LABEL_CONNECTOR: &str = "connector";
 pub const LABEL_DESTINATION: &str = "destination";
 /// Label: the outcome.
 pub const LABEL_OUTCOME: &str = "outcome";
+/// Label: a prompt's kind.
+pub const LABEL_KIND: &str = "kind";
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 

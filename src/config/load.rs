@@ -219,6 +219,16 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
                 format!("connector name {:?} is used by another file", c.name),
             ));
         }
+        if c.name == crate::prompts::CALLBACK_DESTINATION || c.name == crate::prompts::HUB_SENDER {
+            errors.push(err(
+                file,
+                line_of_key(text, "name"),
+                format!(
+                    "connector name {:?} is reserved (the hub's own prompts and their callback destination)",
+                    c.name
+                ),
+            ));
+        }
         for d in c.inbound.iter().flat_map(|i| &i.api_key_sha256).filter(|d| !d.is_empty()) {
             if !digests.insert(d.expose().to_ascii_lowercase()) {
                 errors.push(err(
@@ -458,6 +468,34 @@ fn validate_config(cfg: &Config, connectors: &[ConnectorConfig], paths: &Paths, 
                 format!("admin.operators.{name}: a name of 1 to 64 letters, digits and ._-@, and 64 hex digits"),
             );
         }
+    }
+    let p = &cfg.prompts;
+    if p.callback_concurrency == 0 {
+        bad("callback_concurrency", "prompts.callback_concurrency must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&p.callback_jitter) {
+        bad("callback_jitter", "prompts.callback_jitter must be between 0 and 1".into());
+    }
+    if p.callback_retry_schedule.0.first().is_some_and(|d| !d.is_zero()) {
+        bad(
+            "callback_retry_schedule",
+            "prompts.callback_retry_schedule must start with 0s: the first attempt is made at once".into(),
+        );
+    }
+    if p.callback_timeout.0.is_zero() || p.callback_connect_timeout.0.is_zero() {
+        bad(
+            "callback_timeout",
+            "prompts.callback_timeout and callback_connect_timeout must be more than 0".into(),
+        );
+    }
+    if p.callback_timeout.0 >= cfg.delivery.lease.0 {
+        bad(
+            "lease",
+            format!(
+                "delivery.lease ({}) must be longer than prompts.callback_timeout ({})",
+                cfg.delivery.lease, p.callback_timeout
+            ),
+        );
     }
     let mut bad_connector = Vec::new();
     for c in connectors {

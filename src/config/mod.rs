@@ -50,6 +50,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Partner registry.
     pub partners: PartnersConfig,
+    /// Prompts the hub raises for partners and their delivery to callbacks.
+    pub prompts: PromptsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -124,6 +126,51 @@ pub struct IngestConfig {
     pub backlog_retry_after: HumanDuration,
     /// Messages per group commit.
     pub commit_batch: usize,
+    /// Burst de-duplication of video-AI alerts.
+    pub alerts: AlertsConfig,
+}
+
+/// `[ingest.alerts]`: bursts of video-AI alerts from one camera.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Alerts of one camera (same source, camera, event type and subject)
+    /// whose `started_at` lies within this window of an alert already kept
+    /// are folded into it; `"0"` keeps every alert.
+    pub dedupe_window: HumanDuration,
+    /// Partner (registered id or connector name) → its own window.
+    #[serde(default)]
+    pub partner_windows: std::collections::BTreeMap<String, HumanDuration>,
+}
+
+impl AlertsConfig {
+    /// The window that applies to `partner`'s alerts.
+    pub fn window_for(&self, partner: &str) -> std::time::Duration {
+        self.partner_windows.get(partner).unwrap_or(&self.dedupe_window).0
+    }
+}
+
+/// `[prompts]`: the hub's own prompts (rejections of a partner's data) and
+/// the built-in destination `partner-callbacks` that delivers prompts to a
+/// registered partner's callback address.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsConfig {
+    /// Raise a `prompt` of kind `REJECTION` when a live registered partner's
+    /// message is refused for its content.
+    pub rejections: bool,
+    /// Whole-request timeout of a callback.
+    pub callback_timeout: HumanDuration,
+    /// TCP/TLS connect timeout of a callback.
+    pub callback_connect_timeout: HumanDuration,
+    /// Most callbacks in flight at once (all partners together, per process).
+    pub callback_concurrency: usize,
+    /// Most bytes of a partner's answer read.
+    pub callback_max_response: ByteSize,
+    /// Delay before each attempt; the first must be `0s`.
+    pub callback_retry_schedule: RetrySchedule,
+    /// Random spread of each delay, as a fraction.
+    pub callback_jitter: f64,
 }
 
 /// `[delivery]`.

@@ -12,6 +12,7 @@ pub mod http_json;
 pub mod http_xml;
 pub mod mqtt;
 pub mod oauth2;
+pub mod partner_callback;
 pub mod poll;
 pub mod signature;
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::maintenance::Schedule;
 use super::render::Renderer;
 use super::schedule::{self, Next};
-use crate::config::connector::OutboundConfig;
+use crate::config::connector::{MaintenanceWindow, OutboundConfig, RateLimitConfig};
 use crate::config::{DeliveryConfig, RetrySchedule};
 use crate::connectors::{Outbound, Outgoing};
 use crate::model::now_millis;
@@ -35,9 +35,37 @@ pub struct Destination {
     maintenance: Schedule,
 }
 
+/// What protects a destination: its share of attempts, pace, retries and
+/// quiet hours.
+pub struct Limits<'a> {
+    /// Most attempts in flight (per process).
+    pub concurrency: usize,
+    /// Requests per second and burst, if paced.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Delays before each attempt.
+    pub retry_schedule: &'a RetrySchedule,
+    /// Spread of each delay, as a fraction.
+    pub jitter: f64,
+    /// Weekly windows in which nothing is attempted.
+    pub maintenance: &'a [MaintenanceWindow],
+}
+
 impl Destination {
     /// Wraps a built connector with its limits from config.
     pub fn new(name: String, outbound: Arc<dyn Outbound>, cfg: &OutboundConfig, notify: Arc<Notify>, renderer: Renderer) -> Self {
+        let limits = Limits {
+            concurrency: cfg.concurrency,
+            rate_limit: cfg.rate_limit,
+            retry_schedule: &cfg.retry_schedule,
+            jitter: cfg.jitter,
+            maintenance: &cfg.maintenance,
+        };
+        Self::with_limits(name, outbound, &limits, notify, renderer)
+    }
+
+    /// A destination that is not a connector file (the built-in
+    /// `partner-callbacks`), with limits given directly.
+    pub fn with_limits(name: String, outbound: Arc<dyn Outbound>, cfg: &Limits<'_>, notify: Arc<Notify>, renderer: Renderer) -> Self {
         let limiter = cfg.rate_limit.and_then(|rl| {
             let per_second = NonZeroU32::new(rl.per_second)?;
             let burst = NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN);
@@ -52,7 +80,7 @@ impl Destination {
             jitter: cfg.jitter,
             notify,
             renderer,
-            maintenance: Schedule::new(&cfg.maintenance),
+            maintenance: Schedule::new(cfg.maintenance),
         }
     }
 

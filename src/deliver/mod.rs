@@ -20,11 +20,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backlog::Backlog;
-use crate::config::{ConnectorConfig, DeliveryConfig};
+use crate::config::{ConnectorConfig, DeliveryConfig, PromptsConfig};
 use crate::connectors::{self, BuildError};
+use crate::prompts::CALLBACK_DESTINATION;
 use crate::store::Store;
 
-pub use dispatcher::Destination;
+pub use dispatcher::{Destination, Limits};
 
 /// Wakes the dispatcher of each destination when new work is committed.
 #[derive(Clone, Debug, Default)]
@@ -58,11 +59,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds a dispatcher per outbound connector and starts them.
+    /// Builds a dispatcher per outbound connector, and one for the built-in
+    /// destination `partner-callbacks` (`[prompts]`), and starts them.
     pub fn start(
         store: Store,
         connectors: &[ConnectorConfig],
         cfg: &DeliveryConfig,
+        prompts: &PromptsConfig,
         node: &str,
         backlog: Arc<Backlog>,
         mappings: Arc<crate::mapping::MappingSet>,
@@ -83,6 +86,24 @@ impl Engine {
             let renderer = render::Renderer::new(mappings.clone(), out_cfg.mappings.clone());
             destinations.push(Destination::new(c.name.clone(), outbound, out_cfg, notify, renderer));
         }
+        // Prompts for registered partners: not a connector file, so not in
+        // `outbounds` (the health prober has no single address to probe).
+        let callbacks = connectors::partner_callback::PartnerCallbacks::new(prompts, store.clone())?;
+        let notify = Arc::new(Notify::new());
+        wakers.insert(CALLBACK_DESTINATION.to_string(), notify.clone());
+        destinations.push(Destination::with_limits(
+            CALLBACK_DESTINATION.to_string(),
+            Arc::new(callbacks),
+            &Limits {
+                concurrency: prompts.callback_concurrency,
+                rate_limit: None,
+                retry_schedule: &prompts.callback_retry_schedule,
+                jitter: prompts.callback_jitter,
+                maintenance: &[],
+            },
+            notify,
+            render::Renderer::new(mappings.clone(), BTreeMap::new()),
+        ));
         let wakers = Wakers {
             by_destination: Arc::new(wakers),
         };

@@ -36,6 +36,10 @@ pub struct Partner {
     pub jurisdiction: Option<String>,
     /// The signature its requests must carry, if it signs.
     pub signing: Option<Verifier>,
+    /// True for a partner of the registry (false for a connector file).
+    pub registered: bool,
+    /// A registered partner's own division code (6 digits).
+    pub division_code: Option<String>,
 }
 
 impl Partner {
@@ -49,6 +53,8 @@ impl Partner {
             allowed_types: None,
             jurisdiction: None,
             signing: None,
+            registered: false,
+            division_code: None,
         }
     }
 
@@ -65,6 +71,8 @@ impl Partner {
                 (Some(alg), Some(secret)) => Some(Verifier::new(alg, secret)),
                 _ => None,
             },
+            registered: true,
+            division_code: Some(row.division_code.clone()),
         }
     }
 
@@ -209,7 +217,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
+    sha256_bytes_hex(text.as_bytes())
+}
+
+/// Lower-case hex SHA-256 of bytes.
+pub fn sha256_bytes_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Compares two digests without an early exit.

@@ -50,7 +50,9 @@ pub fn parse(value: Value) -> Result<Envelope, Vec<FieldError>> {
     if raw.contains_key("data_base64") {
         errors.push(err("/data_base64", "binary data is not accepted; send JSON in data"));
     }
-    for reserved in ["sourceid"] {
+    // `sourceid` keeps the sender's id, `sourcesubject` the sender's subject
+    // where the hub links it to another (`super::subject`).
+    for reserved in ["sourceid", "sourcesubject"] {
         if raw.contains_key(reserved) {
             errors.push(err(&format!("/{reserved}"), "this attribute is set by the hub"));
         }

@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Partner;
-use super::{Accepted, answer, one, read_body, refuse_when_full};
+use super::{Accepted, answer, one_from, read_body, refuse_when_full};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::mapping::{MapError, Mapping};
@@ -125,8 +125,19 @@ pub(crate) async fn submit_document(
     message_type: &str,
     body: &[u8],
 ) -> Result<(StatusCode, Accepted), ApiError> {
-    let event = map_document(partner, mapping, message_type, body)?;
-    one(app, partner, event).await
+    let watched = crate::prompts::rejection::watches(app, partner);
+    let digest = watched.then(|| crate::ingest::auth::sha256_bytes_hex(body));
+    let event = match map_document(partner, mapping, message_type, body) {
+        Ok(event) => event,
+        Err(e) => {
+            if let Some(d) = &digest {
+                let refused = crate::prompts::rejection::Refused::document(message_type, d);
+                crate::prompts::rejection::raise(app, partner, refused, &e).await;
+            }
+            return Err(e);
+        }
+    };
+    one_from(app, partner, event, digest.as_deref()).await
 }
 
 /// Maps one document to the CloudEvent the partner would have sent, with

@@ -1,14 +1,18 @@
 //! Ingest: `POST /api/v1/messages`. Authenticate the partner, refuse when the
 //! backlog is full, read the body within limits, check each CloudEvent
-//! (envelope, source ownership, canonical schema, reference data), route it,
-//! and answer 202 only after the message and its deliveries are committed.
+//! (envelope, source ownership, canonical schema, reference data), link a
+//! device message's subject, route it, and answer 202 only after the
+//! message and its deliveries are committed. A refusal of a live registered
+//! partner's event raises a rejection prompt ([`crate::prompts::rejection`]).
 
 pub mod auth;
+pub mod burst;
 pub mod cloudevent;
 pub mod commit;
 pub mod document;
 pub mod sandbox;
 pub mod sink;
+pub mod subject;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -37,9 +41,14 @@ pub struct Accepted {
     /// The receipt.
     #[serde(flatten)]
     pub receipt: Receipt,
-    /// True when the event was accepted before (same source and id).
+    /// True when the event was accepted before (same source and id), or is
+    /// a video-AI alert folded into an earlier one of its burst.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
+    /// For an alert folded into an earlier one of its burst: that alert's
+    /// hub message id (also the receipt's `id`). The folded alert is not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folded_into: Option<String>,
     /// True when the partner is in sandbox: the event passed every check
     /// and was kept as sandbox traffic; it goes nowhere.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -236,10 +245,32 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
 /// Checks, routes and commits one event; for a partner in sandbox, checks
 /// it the same way and keeps it as sandbox traffic instead ([`sandbox`]).
 pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<(StatusCode, Accepted), ApiError> {
+    one_from(app, partner, value, None).await
+}
+
+/// [`one`], for an event mapped from a document whose SHA-256 is
+/// `document_sha256` (named in a rejection prompt beside the event id).
+pub(crate) async fn one_from(
+    app: &AppState,
+    partner: &crate::ingest::auth::Partner,
+    value: Value,
+    document_sha256: Option<&str>,
+) -> Result<(StatusCode, Accepted), ApiError> {
     if partner.status == crate::partners::Status::Sandbox {
         return sandbox::one(app, partner, value).await;
     }
-    let env = check(app, partner, value)?;
+    // What a rejection prompt needs, read before `check` takes the event.
+    let refused =
+        crate::prompts::rejection::watches(app, partner).then(|| crate::prompts::rejection::Refused::event(&value, document_sha256));
+    let env = match check(app, partner, value) {
+        Ok(env) => env,
+        Err(e) => {
+            if let Some(r) = refused {
+                crate::prompts::rejection::raise(app, partner, r, &e).await;
+            }
+            return Err(e);
+        }
+    };
     commit_checked(app, partner, env).await
 }
 
@@ -247,7 +278,7 @@ pub(crate) async fn one(app: &AppState, partner: &crate::ingest::auth::Partner, 
 /// what the partner may send, schema and reference data. Sandbox traffic
 /// goes through exactly this.
 pub(crate) fn check(app: &AppState, partner: &crate::ingest::auth::Partner, value: Value) -> Result<crate::model::Envelope, ApiError> {
-    let env = cloudevent::parse(value).map_err(ApiError::validation)?;
+    let mut env = cloudevent::parse(value).map_err(ApiError::validation)?;
     if !partner.sources.contains(&env.source) {
         return Err(ApiError::forbidden(
             "source_not_allowed",
@@ -270,6 +301,7 @@ pub(crate) fn check(app: &AppState, partner: &crate::ingest::auth::Partner, valu
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    subject::apply(&mut env);
     Ok(env)
 }
 
@@ -279,7 +311,14 @@ async fn commit_checked(
     partner: &crate::ingest::auth::Partner,
     env: crate::model::Envelope,
 ) -> Result<(StatusCode, Accepted), ApiError> {
-    let destinations = app.routes.route(&env, &partner.name);
+    let mut destinations = app.routes.route(&env, &partner.name);
+    if let Some(d) = crate::prompts::route::callback(app, &env).await.map_err(|e| {
+        tracing::warn!(error = %e, "Partner lookup for a prompt failed: the store does not answer.");
+        ApiError::unavailable("the hub cannot route this prompt right now; send again shortly")
+    })? {
+        destinations.push(d.to_string());
+    }
+    let burst = burst::of(&app.config.ingest.alerts, &partner.name, &env);
     let id = MessageId::generate();
     let event = cloudevent::canonical(&env, id.as_str()).to_string();
     let msg = NewMessage {
@@ -293,6 +332,7 @@ async fn commit_checked(
         partner: partner.name.clone(),
         event,
         destinations,
+        burst,
     };
     match app.committer.submit(msg).await {
         Ok(InsertOutcome::Accepted(receipt)) => {
@@ -306,6 +346,7 @@ async fn commit_checked(
                 Accepted {
                     receipt,
                     duplicate: false,
+                    folded_into: None,
                     sandbox: false,
                 },
             ))
@@ -315,6 +356,19 @@ async fn commit_checked(
             Ok((
                 StatusCode::OK,
                 Accepted {
+                    receipt,
+                    duplicate: true,
+                    folded_into: None,
+                    sandbox: false,
+                },
+            ))
+        }
+        Ok(InsertOutcome::Folded(receipt)) => {
+            metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => "folded").increment(1);
+            Ok((
+                StatusCode::OK,
+                Accepted {
+                    folded_into: Some(receipt.id.as_str().to_string()),
                     receipt,
                     duplicate: true,
                     sandbox: false,

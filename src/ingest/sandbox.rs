@@ -50,6 +50,7 @@ pub(crate) async fn one(app: &AppState, partner: &Partner, value: Value) -> Resu
                         deliveries: Vec::new(),
                     },
                     duplicate: false,
+                    folded_into: None,
                     sandbox: true,
                 },
             ))

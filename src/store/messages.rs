@@ -1,12 +1,14 @@
 //! Messages: the group-commit insert that writes a batch of accepted messages
 //! and one delivery row per destination in ONE transaction, duplicate
-//! detection on (source, source event id), and pruning.
+//! detection on (source, source event id), the folding of alert bursts
+//! ([`super::bursts`]), and pruning.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use sqlx::Row;
 
+use super::bursts::{Burst, BurstTx};
 use super::lanes::{WriteTx, lane_keys};
 use super::{Result, Store, on_read, on_write};
 use crate::model::{DeliveryId, MessageId, Millis, millis_to_rfc3339};
@@ -34,6 +36,8 @@ pub struct NewMessage {
     pub event: String,
     /// Where it goes.
     pub destinations: Vec<String>,
+    /// For a video-AI alert: the burst it belongs to, when bursts are folded.
+    pub burst: Option<Burst>,
 }
 
 /// What the sender is told once the message is committed.
@@ -65,6 +69,16 @@ pub enum InsertOutcome {
     Accepted(Receipt),
     /// Seen before; the original receipt.
     Duplicate(Receipt),
+    /// An alert folded into an earlier one of its burst (not stored); the
+    /// receipt of the alert it was folded into.
+    Folded(Receipt),
+}
+
+/// What the insert transaction did with one message.
+enum Slot {
+    Inserted(Receipt),
+    Duplicate,
+    Folded(String),
 }
 
 impl Store {
@@ -93,26 +107,39 @@ impl Store {
         }
     }
 
-    /// `Some(receipt)` for inserted messages, `None` for duplicates.
+    /// What became of each message: inserted (with its receipt), a
+    /// duplicate, or an alert folded into a kept one.
     ///
     /// Multi-row statements keep the statement count per batch small (a
     /// statement costs far more than a row on SQLite). Delivery rows are
     /// inserted in message order, so their `seq` is the acceptance order.
-    async fn insert_tx(&self, batch: &[NewMessage], now: Millis) -> Result<Vec<Option<Receipt>>> {
+    async fn insert_tx(&self, batch: &[NewMessage], now: Millis) -> Result<Vec<Slot>> {
         let lanes: Vec<(&str, &str)> = batch
             .iter()
             .flat_map(|m| m.destinations.iter().map(|d| (d.as_str(), m.subject.as_str())))
             .collect();
-        let keys = lane_keys(lanes.iter().copied());
+        let mut keys = lane_keys(lanes.iter().copied());
+        // Burst locks join the lane locks: one ascending order, no deadlock.
+        let bursts = batch.iter().any(|m| m.burst.is_some());
+        keys.extend(batch.iter().filter_map(|m| m.burst.as_ref().map(Burst::lock_key)));
+        keys.sort_unstable();
+        keys.dedup();
         let destinations: Vec<&str> = dedup(lanes.iter().map(|l| l.0));
         let subjects: Vec<&str> = dedup(lanes.iter().map(|l| l.1));
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
             tx.prefer_indexes().await?;
             tx.lock_lanes(&keys).await?;
+            // 0. Alerts that fold into a kept one of their burst are not inserted.
+            let folded = if bursts {
+                tx.fold_bursts(batch, now).await?
+            } else {
+                vec![None; batch.len()]
+            };
+            let to_insert: Vec<&NewMessage> = batch.iter().zip(&folded).filter(|(_, f)| f.is_none()).map(|(m, _)| m).collect();
             // 1. Messages; duplicates (also within the batch) are skipped.
             let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
-            for chunk in batch.chunks(MESSAGE_ROWS) {
+            for chunk in to_insert.chunks(MESSAGE_ROWS) {
                 let sql = format!(
                     "INSERT INTO messages (id, source, source_event_id, type, subject, jurisdiction, event_time, received_at, partner, routed, event) \
                      VALUES {} ON CONFLICT (source, source_event_id) DO NOTHING RETURNING id",
@@ -164,9 +191,13 @@ impl Store {
             // 3. Deliveries, in message order.
             let mut out = Vec::with_capacity(batch.len());
             let mut rows_to_insert: Vec<(DeliveryId, &NewMessage, &str, &'static str, i64)> = Vec::new();
-            for m in batch {
+            for (m, f) in batch.iter().zip(folded) {
+                if let Some(anchor) = f {
+                    out.push(Slot::Folded(anchor));
+                    continue;
+                }
                 if !inserted.contains(m.id.as_str()) {
-                    out.push(None);
+                    out.push(Slot::Duplicate);
                     continue;
                 }
                 let mut deliveries = Vec::with_capacity(m.destinations.len());
@@ -184,7 +215,7 @@ impl Store {
                         destination: dest.clone(),
                     });
                 }
-                out.push(Some(Receipt {
+                out.push(Slot::Inserted(Receipt {
                     id: m.id.clone(),
                     received_at: millis_to_rfc3339(now),
                     deliveries,
@@ -214,28 +245,31 @@ impl Store {
         })
     }
 
-    async fn resolve_duplicates(&self, batch: &[NewMessage], outcomes: Vec<Option<Receipt>>) -> Vec<Result<InsertOutcome>> {
+    async fn resolve_duplicates(&self, batch: &[NewMessage], outcomes: Vec<Slot>) -> Vec<Result<InsertOutcome>> {
         let mut out = Vec::with_capacity(batch.len());
         for (m, o) in batch.iter().zip(outcomes) {
             out.push(match o {
-                Some(r) => Ok(InsertOutcome::Accepted(r)),
-                None => self
-                    .receipt_for_source(&m.source, &m.source_event_id)
+                Slot::Inserted(r) => Ok(InsertOutcome::Accepted(r)),
+                Slot::Duplicate => self
+                    .receipt_where("source = $1 AND source_event_id = $2", &m.source, &m.source_event_id)
                     .await
                     .map(InsertOutcome::Duplicate),
+                Slot::Folded(anchor) => self.receipt_where("id = $1", &anchor, "").await.map(InsertOutcome::Folded),
             });
         }
         out
     }
 
-    /// The receipt of the message a source sent with this event id.
-    async fn receipt_for_source(&self, source: &str, source_event_id: &str) -> Result<Receipt> {
+    /// The receipt of the message found by `condition` over `$1` (and `$2`,
+    /// when the condition names it).
+    async fn receipt_where(&self, condition: &str, a: &str, b: &str) -> Result<Receipt> {
+        let sql = format!("SELECT id, received_at FROM messages WHERE {condition}");
         on_write!(self, |p| {
-            let row = sqlx::query("SELECT id, received_at FROM messages WHERE source = $1 AND source_event_id = $2")
-                .bind(source)
-                .bind(source_event_id)
-                .fetch_one(p)
-                .await?;
+            let mut q = sqlx::query(super::dynamic(&sql)).bind(a);
+            if condition.contains("$2") {
+                q = q.bind(b);
+            }
+            let row = q.fetch_one(p).await?;
             let id: String = row.try_get("id")?;
             let received_at: i64 = row.try_get("received_at")?;
             let rows = sqlx::query("SELECT id, destination FROM deliveries WHERE message_id = $1 ORDER BY destination")
@@ -285,16 +319,24 @@ impl Store {
                 "DELETE FROM messages WHERE id IN ({list}) AND NOT EXISTS \
                  (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id)"
             ),
+            // A pruned alert's burst goes with it (a later alert then starts a new one).
+            format!(
+                "DELETE FROM alert_bursts WHERE message_id IN ({list}) AND NOT EXISTS \
+                 (SELECT 1 FROM messages m WHERE m.id = alert_bursts.message_id)"
+            ),
         ];
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
             let mut deleted = 0;
-            for sql in &statements {
+            for (i, sql) in statements.iter().enumerate() {
                 let mut q = sqlx::query(self.sql(sql));
                 for id in &ids {
                     q = q.bind(id);
                 }
-                deleted = q.execute(&mut *tx).await?.rows_affected();
+                let n = q.execute(&mut *tx).await?.rows_affected();
+                if i == 2 {
+                    deleted = n;
+                }
             }
             tx.commit().await?;
             Ok(deleted)
@@ -372,6 +414,7 @@ mod store_tests {
             partner: "p".into(),
             event: "{}".into(),
             destinations: vec!["d".into()],
+            burst: None,
         }
     }
 

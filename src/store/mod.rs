@@ -8,6 +8,7 @@
 //! [`attempts`], [`trace`].
 
 pub mod attempts;
+pub mod bursts;
 pub mod ceiling;
 pub mod deliveries;
 pub mod inbound_files;
@@ -29,6 +30,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::{DatabaseConfig, SqliteSynchronous};
 
 pub use attempts::AttemptView;
+pub use bursts::{Burst, BurstView};
 pub use deliveries::{Claimed, Completion, CompletionOutcome, MappingChoice, ReplayFilter};
 pub use inbound_files::{FileOutcome, FileStart};
 pub use leases::LeaseHolder;

@@ -36,6 +36,10 @@ pub struct MessageView {
     pub event: serde_json::Value,
     /// One entry per destination.
     pub deliveries: Vec<DeliveryView>,
+    /// For a video-AI alert that heads a burst: how many later alerts of the
+    /// same camera were folded into it (present once it was kept as one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<super::BurstView>,
 }
 
 /// One delivery in a trace.
@@ -179,6 +183,11 @@ impl Store {
         let deliveries = self.deliveries_of(std::slice::from_ref(&m.id)).await?;
         let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
         let mut attempts = self.attempts_for(&ids).await?;
+        let burst = if m.r#type == "video-ai-alert" {
+            self.burst_of(&m.id).await?
+        } else {
+            None
+        };
         let deliveries = deliveries
             .into_iter()
             .map(|d| DeliveryView {
@@ -206,6 +215,7 @@ impl Store {
             partner: m.partner,
             routed: m.routed > 0,
             deliveries,
+            burst,
         }))
     }
 

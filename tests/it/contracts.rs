@@ -485,7 +485,10 @@ fn every_contract_with_examples_belongs_to_a_shipped_connector() {
         .map(|e| e.partner.as_str())
         .filter(|p| !contracts.contains(*p) && !is_park(p))
         .collect();
-    assert!(orphans.is_empty(), "contracts with examples but no shipped connector or example park: {orphans:?}");
+    assert!(
+        orphans.is_empty(),
+        "contracts with examples but no shipped connector or example park: {orphans:?}"
+    );
     assert_eq!(contract_of("transport-carriers").as_deref(), Some("transport"));
     assert_eq!(contract_of("park-xiamen-haicang").as_deref(), Some("park-xiamen-haicang"));
     assert_eq!(contract_of("transportation"), None);

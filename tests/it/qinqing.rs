@@ -37,7 +37,7 @@ impl Drop for Rig {
 
 /// Fills `${NAME}` and `${NAME:-default}` for the names in `vars`; the
 /// others are left for the loader (which then takes their defaults).
-fn fill(text: &str, vars: &BTreeMap<&str, String>) -> String {
+pub(crate) fn fill(text: &str, vars: &BTreeMap<&str, String>) -> String {
     let mut out = text.to_string();
     for (name, value) in vars {
         for open in [format!("${{{name}}}"), format!("${{{name}:-")] {

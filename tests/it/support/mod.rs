@@ -4,6 +4,7 @@
 pub mod exchange;
 pub mod fake_partner;
 pub mod normalise;
+pub mod registry;
 pub mod samples;
 
 use std::path::{Path, PathBuf};
@@ -306,7 +307,7 @@ pub fn write_config_dir(dir: &Path, database: &str, key_sha: &str, op_sha: &str,
     let schemas = repo().join("schemas/canonical");
     let reference = repo().join("schemas/reference");
     let config = format!(
-        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n[health]\ninterval = \"0s\"\n{}\n",
+        "[catalogue]\nschemas = \"{}\"\nreference = \"{}\"\n[database]\nurl = \"{database}\"\nsqlite_synchronous = \"normal\"\n[admin]\noperator_token_sha256 = \"{op_sha}\"\n[delivery]\npoll_interval = \"100ms\"\nlease = \"10s\"\n[retention]\nmaintenance_interval = \"1s\"\n[health]\ninterval = \"0s\"\n[prompts]\ncallback_timeout = \"2s\"\n{}\n",
         schemas.display(),
         reference.display(),
         spec.config
@@ -342,14 +343,16 @@ fn merge_sections(text: &str) -> String {
     }
     for (section, body) in chunks {
         let parsed: toml::Table = body.parse().expect("test config chunk");
-        if section.is_empty() {
-            table.extend(parsed);
-        } else {
-            let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(t) = entry {
-                t.extend(parsed);
-            }
+        // `[a.b]` is table `b` inside table `a`.
+        let mut t = &mut table;
+        for key in section.split('.').filter(|k| !k.is_empty()) {
+            let entry = t.entry(key.trim()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(inner) = entry else {
+                panic!("[{section}] is not a table")
+            };
+            t = inner;
         }
+        t.extend(parsed);
     }
     toml::to_string(&table).expect("serialise")
 }
