@@ -59,7 +59,7 @@ async fn the_cli_registers_shows_and_suspends_a_partner() {
         (add, show, list, live, suspend, json, bad, no_token)
     })
     .await
-    .unwrap();
+    .expect("the CLI runs");
     let (add, show, list, live, suspend, json, bad, no_token) = out;
     assert!(add.status.success(), "{}", text(&add));
     assert!(
@@ -95,5 +95,5 @@ async fn the_cli_registers_shows_and_suspends_a_partner() {
         "{}",
         text(&no_token)
     );
-    app.stop().await.unwrap();
+    app.stop().await.expect("hub stops");
 }
