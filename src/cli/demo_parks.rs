@@ -220,6 +220,22 @@ async fn walk(hub: &Hub<'_>, park: &ExamplePark, file: &Path) -> anyhow::Result<
             e["message"].as_str().unwrap_or("")
         );
     }
+    // The refusal is in the sandbox log for the operator. Conformance judges
+    // the latest exchange per type by its time: the fix must come later.
+    let (_, log) = hub
+        .operator(reqwest::Method::GET, &format!("/api/v1/partners/{id}/sandbox"), None)
+        .await?;
+    let refused_at = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["received_at"].as_i64())
+        .max()
+        .unwrap_or(0);
+    println!("    sandbox log: the refusal is kept with its errors for the operator");
+    while crate::model::now_millis() <= refused_at {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     // The fix: every document, answered 202 in sandbox and kept there.
     for doc in park.documents {
         let (s, answer) = hub.document(&key, doc, doc.bytes.to_vec()).await?;
