@@ -61,7 +61,7 @@ enum Command {
     /// Translate one document with a mapping.
     Map(cli::mapping::MapArgs),
     /// Serve a partner's contract locally (a partner simulator).
-    Simulate(cli::simulate::SimulateArgs),
+    Simulate(Box<cli::simulate::SimulateArgs>),
     /// Register and manage cell-platform partners (calls the hub's admin API).
     Partner(cli::partner::PartnerArgs),
     /// Make a random API key or operator token and its SHA-256 digest.
@@ -116,7 +116,7 @@ fn main() -> ExitCode {
             Command::Map(args) => cli::mapping::map(&args),
             Command::Simulate(args) => {
                 wastehub::telemetry::init_logging("info", cli.log_format.unwrap_or(LogFormat::Text));
-                cli::simulate::run(args).await
+                cli::simulate::run(*args).await
             }
             Command::Partner(args) => cli::partner::run(args).await,
             Command::Keygen => {
