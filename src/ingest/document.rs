@@ -40,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body(content = String, description = "The document, as the partner's mapping reads it", content_type = "application/xml"),
     responses(
         (status = 202, description = "Mapped, checked and committed", body = Accepted),
-        (status = 200, description = "A duplicate (same source and mapped id)", body = Accepted),
+        (status = 200, description = "A duplicate (same source and mapped id), or a video-AI alert folded into an earlier one of its burst (`folded_into`)", body = Accepted),
         (status = 400, description = "The document is not well-formed: `errors[0].message` starts with `line L, column C`", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "The partner has no inbound mapping for this type", body = ErrorBody),

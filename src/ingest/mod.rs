@@ -91,7 +91,7 @@ pub struct BatchResponse {
         content_type = "application/cloudevents+json"),
     responses(
         (status = 202, description = "Committed; deliveries will follow", body = Accepted),
-        (status = 200, description = "A duplicate (the original receipt, `duplicate: true`), or a batch's results", body = BatchResponse),
+        (status = 200, description = "A duplicate (the original receipt, `duplicate: true`), a video-AI alert folded into an earlier one of its burst (that one's receipt, `duplicate: true`, `folded_into`), or a batch's results", body = BatchResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "The event's source belongs to another partner", body = ErrorBody),

@@ -33,10 +33,9 @@ fn alert(camera: &str, event_type: &str, secs: u32) -> Value {
     d["camera_id"] = json!(camera);
     d["event_type"] = json!(event_type);
     d["alert_id"] = json!(format!("AI-{camera}-{event_type}-{secs}"));
-    let t = chrono::DateTime::parse_from_rfc3339("2026-03-10T21:15:00+08:00").expect("sample alert data")
-        + chrono::Duration::seconds(i64::from(secs));
+    let t = chrono::DateTime::parse_from_rfc3339("2026-03-10T21:15:00+08:00").expect("a time") + chrono::Duration::seconds(i64::from(secs));
     d["started_at"] = json!(t.to_rfc3339());
-    d.as_object_mut().expect("sample alert data").remove("ended_at");
+    d.as_object_mut().expect("an object").remove("ended_at");
     d
 }
 
@@ -66,7 +65,7 @@ async fn weighing_and_alerts_from_a_registered_partner_are_linked_routed_and_del
     let weighing = example("weighing", "receipt-weighbridge.json");
     let (s, body) = post_as(&app, &key, &device_event(&src, "weighing", "W-1", "wb:gate", weighing)).await;
     assert_eq!(s, 202, "{body}");
-    let w = app.trace(body["id"].as_str().expect("sample alert data")).await;
+    let w = app.trace(body["id"].as_str().expect("a string")).await;
     assert_eq!(w["subject"], "manifest:20263502000123");
     assert_eq!(w["event"]["subject"], "manifest:20263502000123");
     assert_eq!(w["event"]["sourcesubject"], "wb:gate", "the sender's subject is kept aside");
@@ -75,7 +74,7 @@ async fn weighing_and_alerts_from_a_registered_partner_are_linked_routed_and_del
     let scale = example("weighing", "generation-container.json");
     let (s, body) = post_as(&app, &key, &device_event(&src, "weighing", "W-2", "ledger:HWCS20260302001", scale)).await;
     assert_eq!(s, 202, "{body}");
-    let w2 = app.trace(body["id"].as_str().expect("sample alert data")).await;
+    let w2 = app.trace(body["id"].as_str().expect("a string")).await;
     assert_eq!(w2["subject"], "ledger:HWCS20260302001");
     assert!(w2["event"].get("sourcesubject").is_none(), "{w2}");
 
@@ -83,11 +82,11 @@ async fn weighing_and_alerts_from_a_registered_partner_are_linked_routed_and_del
     let skipped = example("video-ai-alert", "weighbridge-skipped.json");
     let (s, body) = post_as(&app, &key, &device_event(&src, "video-ai-alert", "A-1", "x", skipped)).await;
     assert_eq!(s, 202, "{body}");
-    let a1 = body["id"].as_str().expect("sample alert data").to_string();
+    let a1 = body["id"].as_str().expect("a string").to_string();
     let night = example("video-ai-alert", "storage-movement-at-night.json");
     let (s, body) = post_as(&app, &key, &device_event(&src, "video-ai-alert", "A-2", "x", night)).await;
     assert_eq!(s, 202, "{body}");
-    let a2 = body["id"].as_str().expect("sample alert data").to_string();
+    let a2 = body["id"].as_str().expect("a string").to_string();
     assert_eq!(app.trace(&a1).await["subject"], "manifest:20263502000125");
     assert_eq!(app.trace(&a2).await["subject"], "camera:35020600001320000007");
 
@@ -115,7 +114,7 @@ async fn weighing_and_alerts_from_a_registered_partner_are_linked_routed_and_del
     // The linked alert is found under its manifest's subject with the manifest's own messages.
     let (_, page) = app.op_get("/api/v1/messages?subject=manifest:20263502000125").await;
     assert_eq!(page["items"][0]["id"], a1.as_str(), "{page}");
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -153,7 +152,7 @@ async fn a_linked_alert_waits_behind_its_manifest() {
         .map(|r| r.body["type"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(order, ["manifest-created", "video-ai-alert"]);
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -174,7 +173,7 @@ async fn alert_bursts_fold_into_the_first_within_the_window_and_start_again_afte
     for (id, secs) in [("A-10", 10), ("A-59", 59)] {
         let r = send(id, alert(cam, "LOITERING", secs)).await;
         assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.expect("sample alert data");
+        let body: Value = r.json().await.expect("a JSON answer");
         assert_eq!(body["duplicate"], true, "{body}");
         assert_eq!(body["folded_into"], first.as_str(), "{body}");
         assert_eq!(body["id"], first.as_str(), "{body}");
@@ -195,11 +194,11 @@ async fn alert_bursts_fold_into_the_first_within_the_window_and_start_again_afte
     ))
     .await;
     let r = send("A-0", alert(cam, "LOITERING", 0)).await;
-    let body: Value = r.json().await.expect("sample alert data");
+    let body: Value = r.json().await.expect("a JSON answer");
     assert_eq!((body["duplicate"].as_bool(), body.get("folded_into")), (Some(true), None), "{body}");
     // One 30 s after the second kept alert folds into that one, not the first.
     let r = send("A-150", alert(cam, "LOITERING", 150)).await;
-    let body: Value = r.json().await.expect("sample alert data");
+    let body: Value = r.json().await.expect("a JSON answer");
     assert_eq!(body["folded_into"], later.as_str(), "{body}");
 
     // The first's trace counts what was folded; the folded ones were not stored.
@@ -212,7 +211,7 @@ async fn alert_bursts_fold_into_the_first_within_the_window_and_start_again_afte
     assert!(eventually(Duration::from_secs(10), || async { partner.accepted().len() == 4 }).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(partner.requests().len(), 4, "folded alerts are never delivered");
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -224,7 +223,7 @@ async fn a_partner_window_of_zero_keeps_every_alert() {
             .await;
     }
     assert_eq!(messages_from(&app, "urn:test:cell").await.len(), 3);
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -251,16 +250,16 @@ async fn a_burst_sent_at_once_keeps_exactly_one_alert_across_processes() {
     let answers = futures::future::join_all(sends).await;
     let kept: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 202).map(|(_, b)| b).collect();
     assert_eq!(kept.len(), 1, "{answers:?}");
-    let first = kept[0]["id"].as_str().expect("sample alert data");
+    let first = kept[0]["id"].as_str().expect("a string");
     for (s, b) in &answers {
         assert!(*s == 202 || (*s == 200 && b["folded_into"] == first), "{s} {b}");
     }
     assert_eq!(app.trace(first).await["burst"]["folded"], 11);
     assert_eq!(messages_from(&app, "urn:test:cell").await.len(), 1);
     if let Some(s) = sibling {
-        s.stop().await.expect("sample alert data");
+        s.stop().await.expect("a clean stop");
     }
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -320,17 +319,17 @@ async fn device_mqtt_connector_brings_weighing_and_folds_alert_bursts() {
     .await;
     assert!(stored, "{:?}", messages_from(&app, "urn:test:devices").await);
     let items = messages_from(&app, "urn:test:devices").await;
-    let alert_id = items.iter().find(|m| m["type"] == "video-ai-alert").expect("sample alert data")["id"]
+    let alert_id = items.iter().find(|m| m["type"] == "video-ai-alert").expect("the alert")["id"]
         .as_str()
-        .expect("sample alert data")
+        .expect("its id")
         .to_string();
     let folded = eventually(Duration::from_secs(10), || async {
         app.trace(&alert_id).await["burst"]["folded"] == 2
     })
     .await;
     assert!(folded, "{}", app.trace(&alert_id).await);
-    let w = items.iter().find(|m| m["type"] == "weighing").expect("sample alert data");
+    let w = items.iter().find(|m| m["type"] == "weighing").expect("the weighing record");
     assert_eq!(w["subject"], "manifest:20263502000123");
     assert!(eventually(Duration::from_secs(10), || async { partner.accepted().len() == 2 }).await);
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }

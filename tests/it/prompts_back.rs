@@ -108,7 +108,7 @@ async fn a_refused_message_is_prompted_back_to_the_partner_and_to_the_unit_on_qi
     assert_eq!(ev["data"]["subject"], json!({"type": "ledger-entry", "id": "HWCS20260304002"}));
     let paths: Vec<&str> = ev["data"]["field_errors"]
         .as_array()
-        .expect("the prompt as raised")
+        .expect("field errors")
         .iter()
         .filter_map(|f| f["path"].as_str())
         .collect();
@@ -117,7 +117,7 @@ async fn a_refused_message_is_prompted_back_to_the_partner_and_to_the_unit_on_qi
         got.signature.0.is_empty(),
         "a partner without a signing secret gets unsigned callbacks"
     );
-    assert_eq!(got.ce_id, ev["id"].as_str().expect("the prompt as raised"));
+    assert_eq!(got.ce_id, ev["id"].as_str().expect("a string"));
 
     // The unit the ledger belongs to hears of it on Qinqing, as a data return (03).
     let sim = qq.sim.clone();
@@ -130,7 +130,7 @@ async fn a_refused_message_is_prompted_back_to_the_partner_and_to_the_unit_on_qi
     // One prompt, delivered both ways, traced like any message.
     let raised = prompts(&app).await;
     assert_eq!(raised.len(), 1, "{raised:?}");
-    let id = raised[0]["id"].as_str().expect("the prompt as raised");
+    let id = raised[0]["id"].as_str().expect("a string");
     assert!(app.wait_status(id, "partner-callbacks", "delivered", Duration::from_secs(10)).await);
     assert!(app.wait_status(id, "qinqing", "delivered", Duration::from_secs(10)).await);
     assert_eq!(app.trace(id).await["partner"], "hub");
@@ -140,7 +140,7 @@ async fn a_refused_message_is_prompted_back_to_the_partner_and_to_the_unit_on_qi
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(prompts(&app).await.len(), 1);
     assert_eq!(callbacks(&callback).len(), 1);
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -155,8 +155,8 @@ async fn callbacks_are_signed_with_the_partners_own_secret() {
     )
     .await;
     crate::support::registry::go_live(&app, PARK).await;
-    let key = created["api_key"].as_str().expect("the prompt as raised");
-    let secret = created["signing_secret"].as_str().expect("the prompt as raised");
+    let key = created["api_key"].as_str().expect("a string");
+    let secret = created["signing_secret"].as_str().expect("a string");
     let signer = Signer::new(&SignatureConfig {
         algorithm: "hmac-sm3".into(),
         secret: Secret::new(secret),
@@ -175,7 +175,7 @@ async fn callbacks_are_signed_with_the_partners_own_secret() {
         .body(body)
         .send()
         .await
-        .expect("the prompt as raised");
+        .expect("the hub answers");
     assert_eq!(r.status().as_u16(), 422);
     // …and checks what the hub sends back with the same secret.
     assert!(eventually(Duration::from_secs(10), || async { !callbacks(&callback).is_empty() }).await);
@@ -184,7 +184,7 @@ async fn callbacks_are_signed_with_the_partners_own_secret() {
     let ts: i64 = ts.parse().expect("a timestamp");
     assert!((now - ts).abs() < 60);
     assert_eq!(sig, &signer.header(ts, &got.ce_id, got.raw.as_bytes()));
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -192,17 +192,17 @@ async fn a_sandbox_partner_gets_no_prompt() {
     let callback = FakePartner::start().await;
     let app = TestApp::spawn(spec()).await;
     let created = register(&app, PARK, &["ledger-entry"], json!({"callback_url": callback.url})).await;
-    let key = created["api_key"].as_str().expect("the prompt as raised");
+    let key = created["api_key"].as_str().expect("a string");
     let (s, body) = post_as(&app, key, &bad_ledger("L-2")).await;
     assert_eq!(s, 422, "{body}");
     assert!(
-        !body["errors"].as_array().expect("the prompt as raised").is_empty(),
+        !body["errors"].as_array().expect("an array").is_empty(),
         "its answer carries the errors"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(prompts(&app).await.is_empty());
     assert!(callback.requests().is_empty());
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -220,14 +220,14 @@ async fn without_a_callback_the_prompt_is_stored_and_sent_nowhere_and_prompts_ne
     assert_eq!(post_as(&app, &key, &bad_ledger("L-2")).await.0, 422);
     let raised = prompts(&app).await;
     assert_eq!(raised.len(), 1, "{raised:?}");
-    let t = app.trace(raised[0]["id"].as_str().expect("the prompt as raised")).await;
+    let t = app.trace(raised[0]["id"].as_str().expect("a string")).await;
     assert_eq!(
         (t["routed"].as_bool(), t["deliveries"].as_array().map(Vec::len)),
         (Some(false), Some(0)),
         "{t}"
     );
     assert_eq!(
-        t["event"]["data"]["recipients"].as_array().expect("the prompt as raised").len(),
+        t["event"]["data"]["recipients"].as_array().expect("an array").len(),
         2,
         "the partner and the unit"
     );
@@ -242,11 +242,11 @@ async fn without_a_callback_the_prompt_is_stored_and_sent_nowhere_and_prompts_ne
         .body(doc.clone())
         .send()
         .await
-        .expect("the prompt as raised");
+        .expect("the hub answers");
     assert_eq!(r.status().as_u16(), 400);
     let raised = prompts(&app).await;
     assert_eq!(raised.len(), 2, "{raised:?}");
-    let t = app.trace(raised[0]["id"].as_str().expect("the prompt as raised")).await;
+    let t = app.trace(raised[0]["id"].as_str().expect("a string")).await;
     assert_eq!(t["event"]["data"]["rule_id"], "HUB_MALFORMED_DOCUMENT");
     assert_eq!(
         t["event"]["data"]["reply_to"]["document_sha256"],
@@ -259,7 +259,7 @@ async fn without_a_callback_the_prompt_is_stored_and_sent_nowhere_and_prompts_ne
     assert_eq!(post_as(&app, &key, &bad_prompt).await.0, 422);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(prompts(&app).await.len(), 2);
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -270,7 +270,7 @@ async fn a_failing_callback_ends_dead_and_raises_nothing_more() {
     assert_eq!(post_as(&app, &key, &bad_ledger("L-2")).await.0, 422);
     let raised = prompts(&app).await;
     assert_eq!(raised.len(), 1);
-    let id = raised[0]["id"].as_str().expect("the prompt as raised");
+    let id = raised[0]["id"].as_str().expect("a string");
     assert!(app.wait_status(id, "partner-callbacks", "dead", Duration::from_secs(10)).await);
     assert_eq!(callback.requests().len(), 3, "the retry schedule, then dead");
     // A callback refused for good (4xx) is dead at once.
@@ -278,10 +278,10 @@ async fn a_failing_callback_ends_dead_and_raises_nothing_more() {
     assert_eq!(post_as(&app, &key, &bad_ledger("L-3")).await.0, 422);
     let raised = prompts(&app).await;
     assert_eq!(raised.len(), 2, "one per refusal, none about the failed callbacks");
-    let second = raised[0]["id"].as_str().expect("the prompt as raised");
+    let second = raised[0]["id"].as_str().expect("a string");
     assert!(app.wait_status(second, "partner-callbacks", "dead", Duration::from_secs(10)).await);
     assert_eq!(callback.requests().len(), 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(prompts(&app).await.len(), 2);
-    app.stop().await.expect("hub stops");
+    app.stop().await.expect("a clean stop");
 }
