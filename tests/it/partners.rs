@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::fake_partner::FakePartner;
+use crate::support::registry::{self, post_as};
 use crate::support::{HubSpec, TestApp, eventually, samples};
 
 const PARK: &str = "park-xiamen-huli";
@@ -32,20 +33,6 @@ fn park_event(mut event: Value, id: &str) -> Value {
     event
 }
 
-async fn post_as(app: &TestApp, key: &str, event: &Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(format!("{}/api/v1/messages", app.base))
-        .bearer_auth(key)
-        .header("content-type", "application/cloudevents+json")
-        .body(event.to_string())
-        .send()
-        .await
-        .expect("post");
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn register(app: &TestApp) -> String {
     let (s, created) = app.op_post("/api/v1/partners", &register_body()).await;
     assert_eq!(s, 201, "{created}");
@@ -55,9 +42,7 @@ async fn register(app: &TestApp) -> String {
 }
 
 async fn production_messages(app: &TestApp) -> usize {
-    let (s, page) = app.op_get(&format!("/api/v1/messages?source={SOURCE}")).await;
-    assert_eq!(s, 200, "{page}");
-    page["items"].as_array().map_or(0, Vec::len)
+    registry::messages_from(app, SOURCE).await.len()
 }
 
 #[tokio::test]
