@@ -88,6 +88,8 @@ pub struct Inner {
     pub health: HealthBoard,
     /// Probes the outbound connectors on demand and periodically.
     pub prober: Prober,
+    /// The provinces the hub exchanges signed letters with.
+    pub xp_provinces: crate::xp::inbound::Provinces,
     shutting_down: AtomicBool,
 }
 
@@ -116,6 +118,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::ingest::router())
         .merge(crate::admin::router())
+        .merge(crate::xp::inbound::router())
+        .merge(crate::xp::api::router())
 }
 
 /// A name for this process in leases: configured, or host + pid + a random
@@ -252,6 +256,13 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     }
     let backlog = Arc::new(Backlog::default());
     backlog.resync(&store).await?;
+    // The workflow destination gets the hub's state once it exists.
+    let workflow_app = Arc::new(std::sync::OnceLock::new());
+    let workflow = crate::xp::workflow::Workflow::new(
+        workflow_app.clone(),
+        crate::xp::workflow::Senders::new(&loaded.connectors, &cfg.xp.departments),
+    );
+    let xp_provinces = crate::xp::inbound::Provinces::new(&loaded.connectors)?;
     let (engine, wakers) = Engine::start(
         store.clone(),
         &loaded.connectors,
@@ -260,6 +271,8 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         &node,
         backlog.clone(),
         mappings.clone(),
+        workflow,
+        &cfg.xp,
     )?;
     let mut background = JoinSet::new();
     let writers = match store.backend() {
@@ -321,8 +334,14 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         wakers,
         health,
         prober,
+        xp_provinces,
         shutting_down: AtomicBool::new(false),
     }));
+    let _ = workflow_app.set(state.clone());
+    let xp_stop = CancellationToken::new();
+    if !cfg.xp.check_interval.0.is_zero() {
+        background.spawn(crate::xp::deadlines::run(state.clone(), cfg.xp.check_interval.0, xp_stop.clone()));
+    }
     // Connector kinds that receive on their own (a broker subscription, a
     // drop folder, a poller) hand what they receive to the same pipeline.
     let receivers_stop = CancellationToken::new();
@@ -367,6 +386,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
     }
     receivers_stop.cancel();
     health_stop.cancel();
+    xp_stop.cancel();
     if tokio::time::timeout(left(), async { while receivers.join_next().await.is_some() {} })
         .await
         .is_err()

@@ -29,5 +29,6 @@ pub mod schema;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod xp;
 
 pub use app::run;

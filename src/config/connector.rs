@@ -29,6 +29,9 @@ pub enum ConnectorKind {
     /// Scheduled pull from a partner API, page by page, with a persisted
     /// cursor and a leader lease; `[poll]`.
     Poll,
+    /// Another province's hub: signed negotiation letters out, signed
+    /// receipts back; its letters in at `/api/v1/xp/letters`; `[letters]`.
+    Letters,
 }
 
 impl ConnectorKind {
@@ -40,6 +43,7 @@ impl ConnectorKind {
             Self::Mqtt => "mqtt",
             Self::File => "file",
             Self::Poll => "poll",
+            Self::Letters => "letters",
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct ConnectorConfig {
     pub file_drop: Option<super::file::FileConfig>,
     /// `[poll]`: the partner API a `poll` connector pulls from.
     pub poll: Option<super::poll::PollConfig>,
+    /// `[letters]`: the province hub a `letters` connector exchanges with.
+    pub letters: Option<super::letters::LettersConfig>,
     /// The file it was read from (set by the loader, for error messages).
     #[serde(skip)]
     pub file: String,

@@ -219,7 +219,10 @@ fn load_connectors(dir: &Path, env: &BTreeMap<String, String>, errors: &mut Vec<
                 format!("connector name {:?} is used by another file", c.name),
             ));
         }
-        if c.name == crate::prompts::CALLBACK_DESTINATION || c.name == crate::prompts::HUB_SENDER {
+        if c.name == crate::prompts::CALLBACK_DESTINATION
+            || c.name == crate::prompts::HUB_SENDER
+            || c.name == crate::xp::WORKFLOW_DESTINATION
+        {
             errors.push(err(
                 file,
                 line_of_key(text, "name"),
@@ -358,6 +361,9 @@ fn check_connector(c: &ConnectorConfig, file: &str, text: &str, errors: &mut Vec
         errors.push(err(file, line, message));
     }
     for (line, message) in super::poll::check(c, text) {
+        errors.push(err(file, line, message));
+    }
+    for (line, message) in super::letters::check(c, text) {
         errors.push(err(file, line, message));
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod connector;
 pub mod file;
+pub mod letters;
 pub mod load;
 pub mod mqtt;
 pub mod poll;
@@ -52,6 +53,8 @@ pub struct Config {
     pub partners: PartnersConfig,
     /// Prompts the hub raises for partners and their delivery to callbacks.
     pub prompts: PromptsConfig,
+    /// Cross-province negotiation.
+    pub xp: XpConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -171,6 +174,31 @@ pub struct PromptsConfig {
     pub callback_retry_schedule: RetrySchedule,
     /// Random spread of each delay, as a fraction.
     pub callback_jitter: f64,
+}
+
+/// `[xp]`: cross-province transfer negotiation (`crate::xp`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XpConfig {
+    /// This hub's province (2 digits).
+    pub province: String,
+    /// The CloudEvents source of what the hub sends for its province:
+    /// letters to other provinces and what the workflow tells the department.
+    pub source: String,
+    /// Connectors that speak for the department (may send requests,
+    /// acceptances, consultation letters, decisions, whitelist entries).
+    pub departments: Vec<String>,
+    /// Prefix of the numbers of decisions the hub issues on a whitelist
+    /// entry (followed by the application number).
+    pub whitelist_decision_prefix: String,
+    /// Working days before a due date at which the reminder is raised.
+    pub lead_days: u32,
+    /// How often deadlines are checked.
+    pub check_interval: HumanDuration,
+    /// The largest letter taken at `/api/v1/xp/letters`.
+    pub max_letter: ByteSize,
+    /// Maximum delivery retries of the workflow (its schedule).
+    pub retry_schedule: RetrySchedule,
 }
 
 /// `[delivery]`.

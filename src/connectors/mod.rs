@@ -10,6 +10,7 @@ pub mod file;
 pub mod health;
 pub mod http_json;
 pub mod http_xml;
+pub mod letters;
 pub mod mqtt;
 pub mod oauth2;
 pub mod partner_callback;
@@ -166,11 +167,13 @@ pub fn receiver(
         }),
         (ConnectorKind::File, _) => Ok(file::receiver(cfg, sink, stop, store)),
         (ConnectorKind::Poll, _) => poll::receiver(cfg, sink, stop, store, node),
+        // Letters arrive at /api/v1/xp/letters (crate::xp::inbound).
+        (ConnectorKind::Letters, _) => Ok(None),
     }
 }
 
 /// Builds the outbound side of a connector, if it has one.
-pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildError> {
+pub fn build(cfg: &ConnectorConfig, store: &crate::store::Store) -> Result<Option<Box<dyn Outbound>>, BuildError> {
     let Some(out) = &cfg.outbound else { return Ok(None) };
     match cfg.kind {
         ConnectorKind::HttpJson => Ok(Some(Box::new(http_json::HttpJsonConnector::new(&cfg.name, out, config_dir(cfg))?))),
@@ -181,6 +184,7 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Option<Box<dyn Outbound>>, BuildEr
         ConnectorKind::File => Ok(None),
         // Refused at load: a poller only receives.
         ConnectorKind::Poll => Ok(None),
+        ConnectorKind::Letters => Ok(Some(Box::new(letters::LettersConnector::new(cfg, out, store.clone())?))),
     }
 }
 

@@ -59,8 +59,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds a dispatcher per outbound connector, and one for the built-in
-    /// destination `partner-callbacks` (`[prompts]`), and starts them.
+    /// Builds a dispatcher per outbound connector, and one for each built-in
+    /// destination: `partner-callbacks` (`[prompts]`) and `xp-workflow`
+    /// (`[xp]`), and starts them.
     pub fn start(
         store: Store,
         connectors: &[ConnectorConfig],
@@ -69,6 +70,8 @@ impl Engine {
         node: &str,
         backlog: Arc<Backlog>,
         mappings: Arc<crate::mapping::MappingSet>,
+        workflow: crate::xp::workflow::Workflow,
+        xp: &crate::config::XpConfig,
     ) -> Result<(Self, Wakers), BuildError> {
         let stop = CancellationToken::new();
         let (completions, completer) = completer::Completer::new(store.clone(), node.to_string(), backlog);
@@ -76,7 +79,7 @@ impl Engine {
         let mut destinations = Vec::new();
         let mut outbounds = BTreeMap::new();
         for c in connectors.iter().filter(|c| c.enabled) {
-            let (Some(outbound), Some(out_cfg)) = (connectors::build(c)?, c.outbound.as_ref()) else {
+            let (Some(outbound), Some(out_cfg)) = (connectors::build(c, &store)?, c.outbound.as_ref()) else {
                 continue;
             };
             let outbound: Arc<dyn connectors::Outbound> = Arc::from(outbound);
@@ -99,6 +102,22 @@ impl Engine {
                 rate_limit: None,
                 retry_schedule: &prompts.callback_retry_schedule,
                 jitter: prompts.callback_jitter,
+                maintenance: &[],
+            },
+            notify,
+            render::Renderer::new(mappings.clone(), BTreeMap::new()),
+        ));
+        // Negotiation letters: the workflow applies them to their records.
+        let notify = Arc::new(Notify::new());
+        wakers.insert(crate::xp::WORKFLOW_DESTINATION.to_string(), notify.clone());
+        destinations.push(Destination::with_limits(
+            crate::xp::WORKFLOW_DESTINATION.to_string(),
+            Arc::new(workflow),
+            &Limits {
+                concurrency: 4,
+                rate_limit: None,
+                retry_schedule: &xp.retry_schedule,
+                jitter: 0.1,
                 maintenance: &[],
             },
             notify,

@@ -311,7 +311,7 @@ async fn commit_checked(
     partner: &crate::ingest::auth::Partner,
     env: crate::model::Envelope,
 ) -> Result<(StatusCode, Accepted), ApiError> {
-    let mut destinations = app.routes.route(&env, &partner.name);
+    let mut destinations = crate::xp::destinations(&env, &app.config.xp.source, || app.routes.route(&env, &partner.name));
     if let Some(d) = crate::prompts::route::callback(app, &env).await.map_err(|e| {
         tracing::warn!(error = %e, "Partner lookup for a prompt failed: the store does not answer.");
         ApiError::unavailable("the hub cannot route this prompt right now; send again shortly")

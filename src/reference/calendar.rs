@@ -161,6 +161,45 @@ impl WorkCalendar {
         Ok(day)
     }
 
+    /// [`Self::add_working_days`], or, where the period runs into a year the
+    /// table does not cover yet, a count of Monday to Friday for the
+    /// uncovered days, marked provisional (`true`). Negotiations in December
+    /// run into January before the State Council has published the next
+    /// year's arrangement; they need a date to work to, and the caller
+    /// recomputes it once the year is added.
+    pub fn add_working_days_provisional(&self, start: NaiveDate, n: u32) -> (NaiveDate, bool) {
+        let mut day = start;
+        let mut left = n;
+        let mut provisional = false;
+        while left > 0 {
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+            let working = self.is_working_day(day).unwrap_or_else(|_| {
+                provisional = true;
+                !is_weekend(day)
+            });
+            if working {
+                left -= 1;
+            }
+        }
+        (day, provisional)
+    }
+
+    /// Working days after `from` up to and including `to`, counting
+    /// uncovered years by weekday as [`Self::add_working_days_provisional`] does.
+    pub fn working_days_between_provisional(&self, from: NaiveDate, to: NaiveDate) -> u32 {
+        let mut n = 0;
+        let mut day = from;
+        while day < to {
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+            if self.is_working_day(day).unwrap_or_else(|_| !is_weekend(day)) {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Working days after `from` up to and including `to` (0 when `to` is
     /// not after `from`): how many of a period's days have been used.
     pub fn working_days_between(&self, from: NaiveDate, to: NaiveDate) -> Result<u32, NotCovered> {
@@ -247,6 +286,18 @@ mod tests {
         assert!(e.to_string().contains("2024-2026"));
         // A period that runs into an uncovered year is refused too.
         assert!(c.add_working_days(d("2026-12-28"), 10).is_err());
+    }
+
+    #[test]
+    fn a_period_into_an_uncovered_year_counts_weekdays_and_says_so() {
+        let c = shipped();
+        // Within covered years: the same as the strict count, not provisional.
+        assert_eq!(c.add_working_days_provisional(d("2025-09-26"), 5), (d("2025-10-10"), false));
+        // Mon 2026-12-28: Tue 29, Wed 30, Thu 31 (covered), then 2027 by
+        // weekday (New Year's Day included, as the table cannot say):
+        // Fri 1, Mon 4 to Fri 8, and Mon 11 is the 10th.
+        assert_eq!(c.add_working_days_provisional(d("2026-12-28"), 10), (d("2027-01-11"), true));
+        assert_eq!(c.working_days_between_provisional(d("2026-12-28"), d("2027-01-11")), 10);
     }
 
     #[test]

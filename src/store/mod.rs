@@ -19,6 +19,7 @@ pub mod partners;
 pub mod poll_cursors;
 pub mod sandbox;
 pub mod trace;
+pub mod xp;
 
 use std::str::FromStr;
 use std::time::Duration;
