@@ -1,6 +1,8 @@
 //! `wastehub simulate <partner>`: plays a partner's part locally, for tests,
 //! the demo and a partner's own integration work. Partners the hub sends to
-//! (`national`, `provincial`) are served on a local address; partners that
+//! (`national`, `provincial`) are served on a local address, as is a
+//! neighbouring province's hub (`province --code 36`) that receives the hub's
+//! signed letters and replies to consultations as scripted; partners that
 //! send to the hub are played as senders: `park-xiamen-haicang` posts its
 //! XML ledger records to a hub, `market-regulation` writes registry
 //! extracts into the hub's drop folder.
@@ -12,27 +14,31 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HumanDuration, Secret};
+use crate::letters::keys::PartnerKeys;
+use crate::letters::{PrivateKey, PublicKey};
 use crate::sim::health::{HealthConfig, HealthSim, INSTITUTIONS_PATH};
 use crate::sim::market_regulation::{self, DropConfig};
 use crate::sim::national::{NationalConfig, NationalSim};
 use crate::sim::park::{self, ParkConfig};
+use crate::sim::province::{self, LETTERS_PATH, ProvinceConfig, ProvinceSim};
 use crate::sim::provincial::{ProvincialConfig, ProvincialSim};
 use crate::sim::qinqing::{NOTICES_PATH, QinqingConfig, QinqingSim};
 use crate::sim::registry::{Registry, RegistryConfig};
 use crate::sim::transport::{CARRIERS_PATH, TOPIC_PREFIX, TransportConfig, TransportSim};
 
 /// The partners with a simulator.
-const PARTNERS: &str = "national, provincial, qinqing, transport, health, park-xiamen-haicang, market-regulation";
+const PARTNERS: &str = "national, provincial, province, qinqing, transport, health, park-xiamen-haicang, market-regulation";
 
 /// Arguments of `wastehub simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// The partner: `national`, `provincial`, `qinqing`, `transport`, `health`,
-    /// `park-xiamen-haicang` or `market-regulation`.
+    /// The partner: `national`, `provincial`, `province`, `qinqing`,
+    /// `transport`, `health`, `park-xiamen-haicang` or `market-regulation`.
     pub partner: String,
     /// Listen address (default: the address the shipped connector calls:
     /// 127.0.0.1:9102 national, 127.0.0.1:9101 provincial, 127.0.0.1:9105
-    /// qinqing, 127.0.0.1:9103 transport, 127.0.0.1:9104 health).
+    /// qinqing, 127.0.0.1:9103 transport, 127.0.0.1:9104 health,
+    /// 127.0.0.1:93<code> province, e.g. 9336 for Jiangxi).
     #[arg(long)]
     pub listen: Option<String>,
     /// Share of requests answered with a failure (0.0-1.0): 503 for the
@@ -65,16 +71,37 @@ pub struct SimulateArgs {
     pub signing_secret: String,
     /// qinqing: the platform's API key at the hub (its SHA-256 is the
     /// connector's `QINQING_KEY_SHA256`); without it no reply can be posted.
-    #[arg(long, env = "QINQING_HUB_KEY", default_value = "", hide_env_values = true)]
-    pub hub_key: String,
-    /// park-xiamen-haicang and qinqing: the hub's base URL (where records
-    /// and replies are posted).
+    /// province: a PEM file with one of the Fujian hub's public keys
+    /// (repeatable, for a key rotation).
+    #[arg(long, env = "QINQING_HUB_KEY", hide_env_values = true)]
+    pub hub_key: Vec<String>,
+    /// park-xiamen-haicang, qinqing and province: the hub's base URL (where
+    /// records, replies and letters are posted).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub hub: String,
     /// park-xiamen-haicang: the park's API key (made by `wastehub keygen`;
-    /// its digest goes into PARK_XM_HAICANG_KEY_SHA256).
+    /// its digest goes into PARK_XM_HAICANG_KEY_SHA256). province: the PEM
+    /// file of the province hub's private signing key (`wastehub letter keygen`).
     #[arg(long, env = "PARK_XM_HAICANG_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// province: the 2-digit code of the province played (36 Jiangxi, 44
+    /// Guangdong, 33 Zhejiang, ...).
+    #[arg(long)]
+    pub code: Option<String>,
+    /// province: the answer to consultations without a script of their own:
+    /// `agree` (default), `disagree`, `late` or `silent`.
+    #[arg(long, value_parser = parse_answer)]
+    pub answer: Option<province::Answer>,
+    /// province: how long after a consultation the reply is sent (default 200ms).
+    #[arg(long, value_parser = HumanDuration::parse)]
+    pub reply_delay: Option<HumanDuration>,
+    /// province: how long a `late` reply waits (default 3s).
+    #[arg(long, value_parser = HumanDuration::parse)]
+    pub late_after: Option<HumanDuration>,
+    /// province: the abbreviation in its letter numbers (default by code,
+    /// e.g. 赣 for 36).
+    #[arg(long)]
+    pub abbreviation: Option<String>,
     /// market-regulation: the drop folder the hub watches (MARKET_DROP_DIR).
     #[arg(long, env = "MARKET_DROP_DIR", default_value = "data/drop/market-regulation")]
     pub drop: PathBuf,
@@ -111,6 +138,11 @@ pub struct SimulateArgs {
     /// Transport: publish a batch for a few vehicles every this long (needs `--mqtt`).
     #[arg(long)]
     pub tracks_every: Option<String>,
+}
+
+/// `--answer` as the simulator's answer.
+fn parse_answer(text: &str) -> Result<province::Answer, String> {
+    text.parse()
 }
 
 /// `--churn` and `--tracks-every` as durations.
@@ -165,6 +197,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     match args.partner.as_str() {
         "national" => national(&args, stop.clone()).await?,
         "provincial" => provincial(&args, stop.clone()).await?,
+        "province" => province_hub(&args, stop.clone()).await?,
         "qinqing" => qinqing(&args, stop.clone()).await?,
         "transport" => transport(&args, stop.clone()).await?,
         "health" => health(&args, stop.clone()).await?,
@@ -224,6 +257,10 @@ async fn provincial(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Res
 }
 
 async fn qinqing(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    if args.hub_key.len() > 1 {
+        anyhow::bail!("qinqing takes one --hub-key (the platform's API key at the hub)");
+    }
+    let hub_key = args.hub_key.first().cloned().unwrap_or_default();
     if args.signing_secret.len() < 16 {
         anyhow::bail!("--signing-secret must be at least 16 characters, as the hub's signature.secret");
     }
@@ -237,7 +274,7 @@ async fn qinqing(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result
             signing_secret: Secret::new(args.signing_secret.clone()),
             fail_share: args.fail_share,
             hub_url: Some(args.hub.clone()),
-            hub_key: Secret::new(args.hub_key.clone()),
+            hub_key: Secret::new(hub_key.clone()),
         },
         stop,
     )?;
@@ -247,7 +284,7 @@ async fn qinqing(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result
     println!(
         "  replies go to:     {}/api/v1/documents/prompt{}",
         args.hub.trim_end_matches('/'),
-        if args.hub_key.is_empty() {
+        if hub_key.is_empty() {
             "  (no --hub-key: replies cannot be posted)"
         } else {
             ""
@@ -257,6 +294,82 @@ async fn qinqing(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result
         "  reply to a notice: curl -X POST {} -H 'content-type: application/json' -d '{{\"noticeId\": \"<noticeId>\", \"replyType\": \"02\"}}'",
         sim.url("/_sim/reply")
     );
+    Ok(())
+}
+
+/// A file given on the command line, refused when the value came from an
+/// environment variable meant for another simulator (it holds a secret,
+/// not a path, and must not be printed in an error).
+fn read_pem_arg(flag: &str, value: &str, env_var: &str) -> anyhow::Result<String> {
+    if std::env::var(env_var).is_ok_and(|v| v == value) {
+        anyhow::bail!("province: give {flag} <PEM file> on the command line ({env_var} is not a key file)");
+    }
+    let path = std::path::Path::new(value);
+    let meta = std::fs::metadata(path).with_context(|| format!("{flag}: reading {}", path.display()))?;
+    if meta.len() > crate::letters::keys::MAX_PEM_BYTES as u64 {
+        anyhow::bail!(
+            "{flag}: {} is larger than {} bytes",
+            path.display(),
+            crate::letters::keys::MAX_PEM_BYTES
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("{flag}: reading {}", path.display()))
+}
+
+async fn province_hub(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let code = args
+        .code
+        .clone()
+        .context("province: --code is required (e.g. 36 Jiangxi, 44 Guangdong, 33 Zhejiang)")?;
+    let key_file = args.key.as_deref().context("province: --key <private key PEM file> is required")?;
+    let key = PrivateKey::from_pem(&read_pem_arg("--key", key_file, "PARK_XM_HAICANG_KEY")?).context("--key")?;
+    if args.hub_key.is_empty() {
+        anyhow::bail!("province: --hub-key <Fujian hub public key PEM file> is required (repeatable)");
+    }
+    let mut hub_keys = PartnerKeys::default();
+    for file in &args.hub_key {
+        let public =
+            PublicKey::from_pem(&read_pem_arg("--hub-key", file, "QINQING_HUB_KEY")?).with_context(|| format!("--hub-key {file}"))?;
+        hub_keys.add(public).context("--hub-key")?;
+    }
+    let mut cfg = ProvinceConfig::new(&code, key, hub_keys);
+    cfg.hub_url = Some(args.hub.clone());
+    if let Some(answer) = args.answer {
+        cfg.default_answer = answer;
+    }
+    if let Some(d) = args.reply_delay {
+        cfg.reply_delay = d.0;
+    }
+    if let Some(d) = args.late_after {
+        cfg.late_after = d.0;
+    }
+    if let Some(a) = &args.abbreviation {
+        cfg.abbreviation = a.clone();
+    }
+    let (abbreviation, answer, key_id) = (cfg.abbreviation.clone(), cfg.default_answer, cfg.key.public().key_id().to_string());
+    let listen = args.listen.clone().unwrap_or_else(|| format!("127.0.0.1:93{code}"));
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let sim = ProvinceSim::start(listener, cfg, stop)?;
+    println!("province {code} ({abbreviation}) hub simulator on {}", sim.url(""));
+    println!(
+        "  letters endpoint:  {}  (signed CloudEvents; receipts signed with key {key_id})",
+        sim.url(LETTERS_PATH)
+    );
+    println!(
+        "  replies go to:     {}{}  (default answer: {answer:?})",
+        args.hub.trim_end_matches('/'),
+        province::HUB_LETTERS_PATH
+    );
+    println!("  letters received:  {}", sim.url("/_sim/letters"));
+    println!("  letters sent:      {}", sim.url("/_sim/sent"));
+    println!("  every request:     {}", sim.url("/_sim/exchanges"));
+    println!(
+        "  script a reply:    POST {} {{\"application_no\": \"...\", \"answer\": \"disagree\"}}",
+        sim.url("/_sim/script")
+    );
+    println!("  outage:            POST {} {{\"for_ms\": 10000}}", sim.url("/_sim/outage"));
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod health;
 pub mod market_regulation;
 pub mod national;
 pub mod park;
+pub mod province;
 pub mod provincial;
 pub mod qinqing;
 pub mod receiver;
