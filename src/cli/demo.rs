@@ -69,12 +69,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let national_secret = national_cfg.client_secret.clone();
     let national = NationalSim::start(tokio::net::TcpListener::bind("127.0.0.1:0").await?, national_cfg, stop.clone())?;
     let departments = Departments::start(&stop).await?;
+    let provinces = super::demo_xp::Provinces::start(&stop).await?;
     remove_sqlite_files(&args.database)?;
 
     let (park_key, park_sha) = generate_key();
     let (operator, operator_sha) = generate_key();
-    // The provincial system may send too; the demo gives it a key it never uses.
-    let (_, provincial_sha) = generate_key();
+    // The provincial system sends too: the demo plays its department in
+    // the cross-province journey.
+    let (provincial_key, provincial_sha) = generate_key();
     let extra: BTreeMap<String, String> = [
         ("PROVINCIAL_URL", provincial.url("/events")),
         ("NATIONAL_URL", national.url("/exchange")),
@@ -90,6 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .into_iter()
     .chain(departments.env())
     .map(|(k, v)| (k.to_string(), v))
+    .chain(provinces.env())
     .collect();
     let loaded = load(
         &args.config,
@@ -123,6 +126,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  health commission:    {}  (medical institutions, read by the health-institutions poll connector)",
         departments.health.url(INSTITUTIONS_PATH)
     );
+    provinces.print();
     println!("  sender:               Xiamen Haicang park cell platform ({PARK_SOURCE})\n");
 
     let client = reqwest::Client::new();
@@ -173,6 +177,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     departments.print();
     let parks = super::demo_parks::run(&client, &base, &operator, &args.config).await;
     super::demo_parks::print_summary(&parks);
+    let negotiations = super::demo_xp::run(&client, &base, &provincial_key, &operator, &provinces).await;
+    super::demo_xp::print_summary(&negotiations);
     println!("\nThe hub keeps serving at {base}. The operator token for this run is:\n  {operator}");
     println!("Try:\n  curl -s -H 'Authorization: Bearer {operator}' '{base}/api/v1/messages?limit=3'");
     println!("  curl -s -H 'Authorization: Bearer {operator}' {base}/api/v1/messages/<id from the list>");

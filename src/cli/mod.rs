@@ -156,6 +156,7 @@ pub fn openapi(output: Option<PathBuf>) -> anyhow::Result<()> {
 pub mod bench;
 pub mod demo;
 pub mod demo_parks;
+pub mod demo_xp;
 pub mod letter;
 pub mod mapping;
 pub mod partner;

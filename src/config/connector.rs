@@ -59,8 +59,10 @@ pub struct ConnectorConfig {
     /// What this partner is, for people.
     #[serde(default)]
     pub description: String,
-    /// Whether the connector is in use; a disabled one neither receives nor sends.
-    #[serde(default = "yes")]
+    /// Whether the connector is in use; a disabled one neither receives nor
+    /// sends. A string `"true"`/`"false"` is read too, so a file can say
+    /// `enabled = "${SOME_FLAG:-false}"` and stay valid TOML.
+    #[serde(default = "yes", deserialize_with = "bool_or_string")]
     pub enabled: bool,
     /// How the partner sends to the hub.
     pub inbound: Option<InboundConfig>,
@@ -85,6 +87,23 @@ pub struct ConnectorConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn bool_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Text(t) => match t.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(serde::de::Error::custom(format!("enabled must be true or false, not {other:?}"))),
+        },
+    }
 }
 
 /// `[inbound]`: the partner as a sender.

@@ -17,6 +17,7 @@ mod health;
 mod ingest;
 mod journey_national;
 mod journey_park;
+mod journey_xp;
 mod letters;
 mod mappings;
 mod mqtt;
