@@ -267,12 +267,14 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         store.clone(),
         &loaded.connectors,
         &cfg.delivery,
-        &cfg.prompts,
+        crate::deliver::Builtins {
+            prompts: &cfg.prompts,
+            workflow,
+            xp: &cfg.xp,
+        },
         &node,
         backlog.clone(),
         mappings.clone(),
-        workflow,
-        &cfg.xp,
     )?;
     let mut background = JoinSet::new();
     let writers = match store.backend() {

@@ -49,6 +49,17 @@ impl Wakers {
     }
 }
 
+/// The built-in destinations' settings: `partner-callbacks` (`[prompts]`)
+/// and `xp-workflow` (`[xp]`, with the workflow itself).
+pub struct Builtins<'a> {
+    /// `[prompts]`.
+    pub prompts: &'a PromptsConfig,
+    /// The negotiation workflow.
+    pub workflow: crate::xp::workflow::Workflow,
+    /// `[xp]`.
+    pub xp: &'a crate::config::XpConfig,
+}
+
 /// The running delivery stage.
 pub struct Engine {
     tasks: JoinSet<()>,
@@ -66,13 +77,12 @@ impl Engine {
         store: Store,
         connectors: &[ConnectorConfig],
         cfg: &DeliveryConfig,
-        prompts: &PromptsConfig,
+        builtins: Builtins<'_>,
         node: &str,
         backlog: Arc<Backlog>,
         mappings: Arc<crate::mapping::MappingSet>,
-        workflow: crate::xp::workflow::Workflow,
-        xp: &crate::config::XpConfig,
     ) -> Result<(Self, Wakers), BuildError> {
+        let Builtins { prompts, workflow, xp } = builtins;
         let stop = CancellationToken::new();
         let (completions, completer) = completer::Completer::new(store.clone(), node.to_string(), backlog);
         let mut wakers = HashMap::new();

@@ -106,6 +106,25 @@ pub struct WhitelistRow {
     pub updated_at: Millis,
 }
 
+/// A whitelist entry version to store.
+#[derive(Clone, Copy, Debug)]
+pub struct WhitelistPut<'a> {
+    /// The scheme.
+    pub scheme: &'a str,
+    /// The entry id.
+    pub whitelist_id: &'a str,
+    /// The facility's USCI (entries are looked up by it).
+    pub facility_usci: &'a str,
+    /// The entry (`data`) as JSON.
+    pub entry: &'a str,
+    /// The `time` of the event that carried it.
+    pub event_time: &'a str,
+    /// The same in Unix ms: a version replaces only an older one.
+    pub event_millis: Millis,
+    /// The hub message that carried it.
+    pub message_id: &'a str,
+}
+
 fn history_id() -> String {
     format!("xph_{}", ulid::Ulid::generate())
 }
@@ -376,17 +395,16 @@ impl Store {
 
     /// Stores a whitelist entry unless a version with a later or equal event
     /// time is stored; true when stored.
-    pub async fn xp_whitelist_put(
-        &self,
-        scheme: &str,
-        whitelist_id: &str,
-        facility_usci: &str,
-        entry: &str,
-        event_time: &str,
-        event_millis: Millis,
-        message_id: &str,
-        now: Millis,
-    ) -> Result<bool> {
+    pub async fn xp_whitelist_put(&self, w: &WhitelistPut<'_>, now: Millis) -> Result<bool> {
+        let WhitelistPut {
+            scheme,
+            whitelist_id,
+            facility_usci,
+            entry,
+            event_time,
+            event_millis,
+            message_id,
+        } = *w;
         Ok(on_write!(self, |p| {
             sqlx::query(self.sql(
                 "INSERT INTO xp_whitelist (scheme, whitelist_id, facility_usci, entry, event_time, event_millis, message_id, updated_at) \

@@ -136,10 +136,10 @@ fn now() -> chrono::DateTime<chrono::FixedOffset> {
 }
 
 /// A signed receipt with `verdict` for `letter`, as text.
-fn sign_receipt(app: &AppState, p: &Province, letter: &Value, verdict: Verdict, reason: Option<String>) -> Result<String, Response> {
+fn sign_receipt(app: &AppState, p: &Province, letter: &Value, verdict: Verdict, reason: Option<String>) -> Result<String, ApiError> {
     let r = Receipt::for_letter(letter, now(), verdict, reason)
         .and_then(|r| r.sign(&format!("rcpt-{}", ulid::Ulid::generate()), &app.config.xp.source, &p.keys.own))
-        .map_err(|e| ApiError::internal(&e).into_response())?;
+        .map_err(|e| ApiError::internal(&e))?;
     Ok(r.to_string())
 }
 
@@ -157,7 +157,7 @@ async fn refuse(app: &AppState, p: &Province, letter: &Value, status: StatusCode
     }
     match sign_receipt(app, p, letter, Verdict::Refused, Some(reason)) {
         Ok(r) => receipt_response(status, &r),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -251,7 +251,7 @@ async fn receive(app: &AppState, body: &[u8]) -> Result<Response, Response> {
         Ok(InsertOutcome::Accepted(r) | InsertOutcome::Duplicate(r) | InsertOutcome::Folded(r)) => r.id,
         Err(_) => return Err(ApiError::unavailable("the hub cannot store letters right now; send again shortly").into_response()),
     };
-    let receipt = sign_receipt(app, &p, &letter, Verdict::Accepted, None)?;
+    let receipt = sign_receipt(app, &p, &letter, Verdict::Accepted, None).map_err(IntoResponse::into_response)?;
     let row = LetterRow {
         letter_source: source.clone(),
         letter_id: id.clone(),

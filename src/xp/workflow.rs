@@ -359,20 +359,17 @@ async fn whitelist_entry(app: &AppState, input: &Input, event: &Value) -> Result
     }
     let time = event.get("time").and_then(Value::as_str).unwrap_or("");
     let millis = chrono::DateTime::parse_from_rfc3339(time).map_or(0, |t| t.timestamp_millis());
-    let stored = app
-        .store
-        .xp_whitelist_put(
-            &s("/scheme"),
-            &s("/whitelist_id"),
-            &s("/facility/usci"),
-            &d.to_string(),
-            time,
-            millis,
-            &input.message_id,
-            now_millis(),
-        )
-        .await
-        .map_err(store_err)?;
+    let (scheme, id, usci, entry) = (s("/scheme"), s("/whitelist_id"), s("/facility/usci"), d.to_string());
+    let put = crate::store::xp::WhitelistPut {
+        scheme: &scheme,
+        whitelist_id: &id,
+        facility_usci: &usci,
+        entry: &entry,
+        event_time: time,
+        event_millis: millis,
+        message_id: &input.message_id,
+    };
+    let stored = app.store.xp_whitelist_put(&put, now_millis()).await.map_err(store_err)?;
     if !stored {
         return Ok(format!("whitelist entry {} not newer than the stored one; kept", whitelist::key(d)));
     }
