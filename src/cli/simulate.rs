@@ -38,7 +38,8 @@ pub struct SimulateArgs {
     /// Listen address (default: the address the shipped connector calls:
     /// 127.0.0.1:9102 national, 127.0.0.1:9101 provincial, 127.0.0.1:9105
     /// qinqing, 127.0.0.1:9103 transport, 127.0.0.1:9104 health,
-    /// 127.0.0.1:93<code> province, e.g. 9336 for Jiangxi).
+    /// 127.0.0.1:93<code> province, e.g. 9344 Guangdong, 9333 Zhejiang, but
+    /// 9361 Jiangxi).
     #[arg(long)]
     pub listen: Option<String>,
     /// Share of requests answered with a failure (0.0-1.0): 503 for the
@@ -316,6 +317,15 @@ fn read_pem_arg(flag: &str, value: &str, env_var: &str) -> anyhow::Result<String
     std::fs::read_to_string(path).with_context(|| format!("{flag}: reading {}", path.display()))
 }
 
+/// The default address of a province's simulator: `127.0.0.1:93<code>`,
+/// except Jiangxi on 9361, the address the wire protocol's examples use.
+fn province_listen(code: &str) -> String {
+    match code {
+        "36" => "127.0.0.1:9361".into(),
+        _ => format!("127.0.0.1:93{code}"),
+    }
+}
+
 async fn province_hub(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
     let code = args
         .code
@@ -347,7 +357,7 @@ async fn province_hub(args: &SimulateArgs, stop: CancellationToken) -> anyhow::R
         cfg.abbreviation = a.clone();
     }
     let (abbreviation, answer, key_id) = (cfg.abbreviation.clone(), cfg.default_answer, cfg.key.public().key_id().to_string());
-    let listen = args.listen.clone().unwrap_or_else(|| format!("127.0.0.1:93{code}"));
+    let listen = args.listen.clone().unwrap_or_else(|| province_listen(&code));
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -358,7 +368,7 @@ async fn province_hub(args: &SimulateArgs, stop: CancellationToken) -> anyhow::R
         sim.url(LETTERS_PATH)
     );
     println!(
-        "  replies go to:     {}{}  (default answer: {answer:?})",
+        "  replies go to:     {}{}  (default answer: {answer})",
         args.hub.trim_end_matches('/'),
         province::HUB_LETTERS_PATH
     );

@@ -67,6 +67,17 @@ pub enum Answer {
     Silent,
 }
 
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Agree => "agree",
+            Self::Disagree => "disagree",
+            Self::Late => "late",
+            Self::Silent => "silent",
+        })
+    }
+}
+
 impl std::str::FromStr for Answer {
     type Err = String;
 
