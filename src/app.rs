@@ -340,6 +340,9 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         shutting_down: AtomicBool::new(false),
     }));
     let _ = workflow_app.set(state.clone());
+    // The workflow's dispatcher keeps the only other handle; it ends with the
+    // delivery stage, so the state (and the group commit it feeds) can close.
+    drop(workflow_app);
     let xp_stop = CancellationToken::new();
     if !cfg.xp.check_interval.0.is_zero() {
         background.spawn(crate::xp::deadlines::run(state.clone(), cfg.xp.check_interval.0, xp_stop.clone()));

@@ -21,6 +21,7 @@ use super::{Overrides, load, signal_on};
 use crate::ingest::auth::generate_key;
 use crate::sim::health::{HealthConfig, HealthSim, INSTITUTIONS_PATH};
 use crate::sim::national::{NationalConfig, NationalSim};
+use crate::sim::qinqing::{DEV_SECRET, NOTICES_PATH, QinqingConfig, QinqingSim};
 use crate::sim::receiver::{Behaviour, Receiver};
 use crate::sim::registry::RegistryConfig;
 use crate::sim::transport::{CARRIERS_PATH, TransportConfig, TransportSim};
@@ -125,6 +126,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  health commission:    {}  (medical institutions, read by the health-institutions poll connector)",
         departments.health.url(INSTITUTIONS_PATH)
+    );
+    println!(
+        "  Qinqing platform:     {}  (prompts for units, signed HMAC-SM3)",
+        departments.qinqing.url(NOTICES_PATH)
     );
     provinces.print();
     println!("  sender:               Xiamen Haicang park cell platform ({PARK_SOURCE})\n");
@@ -314,10 +319,13 @@ async fn print_summary(client: &reqwest::Client, base: &str, operator: &str, pro
 }
 
 /// The departments' registries the shipped `poll` connectors read, on
-/// ephemeral ports, polled every few seconds so the demo shows them.
+/// ephemeral ports, polled every few seconds so the demo shows them; and
+/// the Qinqing platform, which receives the hub's prompts for units (the
+/// parks' refused documents raise some).
 struct Departments {
     transport: TransportSim,
     health: HealthSim,
+    qinqing: QinqingSim,
 }
 
 impl Departments {
@@ -348,7 +356,16 @@ impl Departments {
         // Records keep changing, as a live registry's do.
         transport.registry.churn(Duration::from_secs(5), 2, stop.clone());
         health.registry.churn(Duration::from_secs(5), 2, stop.clone());
-        Ok(Self { transport, health })
+        let qinqing = QinqingSim::start(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            QinqingConfig::default(),
+            stop.clone(),
+        )?;
+        Ok(Self {
+            transport,
+            health,
+            qinqing,
+        })
     }
 
     /// The connector files' variables that point them here.
@@ -360,11 +377,16 @@ impl Departments {
             ("HEALTH_URL", self.health.url(INSTITUTIONS_PATH)),
             ("HEALTH_TOKEN", Self::HEALTH_TOKEN.into()),
             ("HEALTH_POLL_INTERVAL", "5s".into()),
+            ("QINQING_URL", self.qinqing.url(NOTICES_PATH)),
+            ("QINQING_SIGNING_SECRET", DEV_SECRET.into()),
+            ("QINQING_RETRY_SCHEDULE", "0s 1s 2s 4s 8s".into()),
         ]
     }
 
     fn print(&self) {
         let (t, h) = (self.transport.registry.counts(), self.health.registry.counts());
+        let q = self.qinqing.counts();
+        println!("  Qinqing platform: {} notice(s) accepted", q.accepted);
         println!(
             "  department registries so far: transport {} page(s), {} carrier record(s) of {}; health {} page(s), {} institution record(s) of {}",
             t.pages,

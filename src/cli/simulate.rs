@@ -38,8 +38,8 @@ pub struct SimulateArgs {
     /// Listen address (default: the address the shipped connector calls:
     /// 127.0.0.1:9102 national, 127.0.0.1:9101 provincial, 127.0.0.1:9105
     /// qinqing, 127.0.0.1:9103 transport, 127.0.0.1:9104 health,
-    /// 127.0.0.1:93<code> province, e.g. 9344 Guangdong, 9333 Zhejiang, but
-    /// 9361 Jiangxi).
+    /// 127.0.0.1:93<code> province, e.g. 9336 Jiangxi, 9344 Guangdong, 9333
+    /// Zhejiang).
     #[arg(long)]
     pub listen: Option<String>,
     /// Share of requests answered with a failure (0.0-1.0): 503 for the
@@ -318,12 +318,9 @@ fn read_pem_arg(flag: &str, value: &str, env_var: &str) -> anyhow::Result<String
 }
 
 /// The default address of a province's simulator: `127.0.0.1:93<code>`,
-/// except Jiangxi on 9361, the address the wire protocol's examples use.
+/// where the shipped province connector calls it.
 fn province_listen(code: &str) -> String {
-    match code {
-        "36" => "127.0.0.1:9361".into(),
-        _ => format!("127.0.0.1:93{code}"),
-    }
+    format!("127.0.0.1:93{code}")
 }
 
 async fn province_hub(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {

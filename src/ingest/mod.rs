@@ -286,6 +286,17 @@ pub(crate) fn check(app: &AppState, partner: &crate::ingest::auth::Partner, valu
         ));
     }
     partner.check_allowed(&env.r#type, &env.jurisdiction)?;
+    if partner.registered
+        && let Some(other) = foreign_system_recipient(&env, &partner.sources)
+    {
+        // A registered partner's prompts may name units, accounts and
+        // jurisdictions, and itself; another connected system never: it would
+        // reach that partner's callback as if the hub had sent it.
+        return Err(ApiError::forbidden(
+            "recipient_not_allowed",
+            format!("partner {} may not address a prompt to another system ({other})", partner.name),
+        ));
+    }
     let mut errors: Vec<FieldError> = Vec::new();
     if let Err(e) = app.catalogue.validate(&env.r#type, env.data(), "/data") {
         errors.extend(e);
@@ -303,6 +314,21 @@ pub(crate) fn check(app: &AppState, partner: &crate::ingest::auth::Partner, valu
     }
     subject::apply(&mut env);
     Ok(env)
+}
+
+/// The first `system` recipient of a prompt that is not one of `own` sources.
+fn foreign_system_recipient(env: &crate::model::Envelope, own: &[String]) -> Option<String> {
+    if env.r#type != "prompt" {
+        return None;
+    }
+    env.data()
+        .get("recipients")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("system").and_then(Value::as_str))
+        .find(|s| !own.iter().any(|o| o == s))
+        .map(str::to_string)
 }
 
 /// Routes and commits an event that passed [`check`].

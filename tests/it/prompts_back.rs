@@ -285,3 +285,27 @@ async fn a_failing_callback_ends_dead_and_raises_nothing_more() {
     assert_eq!(prompts(&app).await.len(), 2);
     app.stop().await.expect("a clean stop");
 }
+
+#[tokio::test]
+async fn a_registered_partner_may_not_address_a_prompt_to_another_system() {
+    let app = TestApp::spawn(spec()).await;
+    let key = live_partner(&app, PARK, &["prompt"], json!({})).await;
+    let prompt = |system: &str| {
+        let mut p = samples::envelope(
+            "prompt",
+            &format!("P-{system}"),
+            "prompt:P-1",
+            json!({"notification_id": "NT-1", "kind": "PROMPT", "rule_id": "PARK-1", "severity": "INFO",
+                   "subject": {"type": "ledger-entry", "id": "L-1"}, "recipients": [{"system": system}],
+                   "message_zh": "请核对台账。", "created_at": "2026-11-29T10:00:00+08:00"}),
+        );
+        p["source"] = json!(source(PARK));
+        p["jurisdiction"] = json!("350206");
+        p
+    };
+    let (s, v) = post_as(&app, &key, &prompt(&source("park-other"))).await;
+    assert_eq!((s, v["code"].as_str()), (403, Some("recipient_not_allowed")), "{v}");
+    let (s, v) = post_as(&app, &key, &prompt(&source(PARK))).await;
+    assert_eq!(s, 202, "addressing itself is fine: {v}");
+    app.stop().await.expect("a clean stop");
+}
