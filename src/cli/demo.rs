@@ -326,6 +326,8 @@ struct Departments {
     transport: TransportSim,
     health: HealthSim,
     qinqing: QinqingSim,
+    /// SHA-256 of the key Qinqing would send replies with (it sends none in the demo).
+    qinqing_key_sha256: String,
 }
 
 impl Departments {
@@ -361,10 +363,12 @@ impl Departments {
             QinqingConfig::default(),
             stop.clone(),
         )?;
+        let (_, qinqing_key_sha256) = generate_key();
         Ok(Self {
             transport,
             health,
             qinqing,
+            qinqing_key_sha256,
         })
     }
 
@@ -379,6 +383,7 @@ impl Departments {
             ("HEALTH_POLL_INTERVAL", "5s".into()),
             ("QINQING_URL", self.qinqing.url(NOTICES_PATH)),
             ("QINQING_SIGNING_SECRET", DEV_SECRET.into()),
+            ("QINQING_KEY_SHA256", self.qinqing_key_sha256.clone()),
             ("QINQING_RETRY_SCHEDULE", "0s 1s 2s 4s 8s".into()),
         ]
     }
