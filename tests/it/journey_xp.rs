@@ -41,6 +41,8 @@ struct World {
     guangdong: Province,
     zhejiang: Province,
     inbox: FakePartner,
+    /// Jiangxi's next key, when the test rotates.
+    next_key: Option<PrivateKey>,
     _keys: tempfile::TempDir,
     _stop: CancellationToken,
 }
@@ -76,6 +78,16 @@ async fn province(dir: &Path, slug: &str, code: &str, alg: Algorithm, stop: &Can
 
 impl World {
     async fn start(extra_config: &str) -> Self {
+        Self::build(extra_config, None).await
+    }
+
+    /// A world whose shipped Jiangxi connector file is first changed by `edit`;
+    /// a next key for Jiangxi is made and its public key written beside the old.
+    async fn start_with(edit: impl Fn(&str) -> String) -> Self {
+        Self::build("", Some(&edit)).await
+    }
+
+    async fn build(extra_config: &str, edit: Option<&dyn Fn(&str) -> String>) -> Self {
         let stop = CancellationToken::new();
         let keys = tempfile::tempdir().expect("tempdir");
         let jiangxi = province(keys.path(), "jiangxi", "36", Algorithm::Sm2Sm3, &stop).await;
@@ -88,8 +100,17 @@ impl World {
             .config("[delivery]\nlease = \"30s\"")
             .config(extra_config)
             .destination("dept-inbox", &inbox.url, "\"xp-*\", \"whitelist-entry\", \"prompt\"", "");
+        let mut next_key = None;
         for slug in ["jiangxi", "guangdong", "zhejiang"] {
-            let text = std::fs::read_to_string(repo().join(format!("connectors/province-{slug}.toml"))).expect("shipped connector");
+            let mut text = std::fs::read_to_string(repo().join(format!("connectors/province-{slug}.toml"))).expect("shipped connector");
+            if slug == "jiangxi"
+                && let Some(edit) = edit
+            {
+                text = edit(&text);
+                let (key, _) = PrivateKey::generate(Algorithm::Sm2Sm3).expect("next key");
+                std::fs::write(keys.path().join("jiangxi-next.pub.pem"), key.public().to_pem()).expect("write next key");
+                next_key = Some(key);
+            }
             spec.connectors.push((format!("province-{slug}"), text));
         }
         let mut env = vec![
@@ -111,6 +132,7 @@ impl World {
             guangdong,
             zhejiang,
             inbox,
+            next_key,
             _keys: keys,
             _stop: stop,
         }
@@ -278,6 +300,18 @@ async fn a_consultation_agreed_is_decided_with_every_letter_signed_and_receipted
         .map(|h| h["outcome"].as_str().unwrap_or(""))
         .collect();
     assert!(history.iter().all(|o| *o == "applied"), "{history:?}");
+
+    // The list, all and by state.
+    let (s, all) = w.app.op_get("/api/v1/xp").await;
+    assert_eq!((s, all.as_array().map(Vec::len)), (200, Some(1)), "{all}");
+    let (_, decided) = w.app.op_get("/api/v1/xp?state=DECIDED").await;
+    assert_eq!(decided[0]["application_no"], app_no);
+    let (_, consulting) = w.app.op_get("/api/v1/xp?state=CONSULTING").await;
+    assert_eq!(consulting, json!([]));
+    let (s, _) = w.app.op_get("/api/v1/xp?limit=0").await;
+    assert_eq!(s, 400);
+    let (s, _) = w.app.op_get("/api/v1/xp/KSZY-0000").await;
+    assert_eq!(s, 404);
 }
 
 fn zhejiang_receiver() -> Value {
@@ -598,4 +632,49 @@ async fn audit_rows(database: &str, action: &str) -> i64 {
             .await
             .expect("count")
     }
+}
+
+#[tokio::test]
+async fn during_a_key_rotation_letters_signed_with_either_key_are_taken() {
+    // Jiangxi publishes a new key: the operator lists it beside the old one.
+    let w = World::start_with(|text| {
+        text.replace(
+            "public_keys = [\"${WASTEHUB_XP_KEYS:-keys}/jiangxi.pub.pem\"]",
+            "public_keys = [\"${WASTEHUB_XP_KEYS:-keys}/jiangxi.pub.pem\", \"${WASTEHUB_XP_KEYS:-keys}/jiangxi-next.pub.pem\"]",
+        )
+    })
+    .await;
+    let app_no = "KSZY-350181-2026-0601";
+    w.jiangxi.sim.set_script(app_no, Script::new(Answer::Silent));
+    consult(&w, app_no, jiangxi_receiver(), "36", 0).await;
+    w.wait_state(app_no, "CONSULTING").await;
+    assert!(eventually(WITHIN, || async { !w.jiangxi.sim.letters().is_empty() }).await);
+    let letter_no = w.jiangxi.sim.letters()[0].letter["data"]["letter_no"].clone();
+    let next = w.next_key.as_ref().expect("the next key");
+    let letter = json!({"specversion": "1.0", "id": "reply-0601", "source": "urn:wastehub:province:36", "type": "xp-reply",
+        "subject": format!("xp:{app_no}"), "time": rfc3339(beijing_now()), "datacontenttype": "application/json",
+        "data": {"letter_no": "赣环固函〔2026〕601号", "reply_to": letter_no, "application_no": app_no,
+                 "from_province": "36", "to_province": "35", "decision": "AGREE", "replied_at": rfc3339(beijing_now())}});
+    let signed = wastehub::letters::sign_letter(&letter, next).expect("signed with the new key");
+    let r = w
+        .app
+        .client
+        .post(format!("{}/api/v1/xp/letters", w.app.base))
+        .body(signed.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200, "the new key is registered");
+    w.wait_state(app_no, "REPLIED").await;
+    // The old key (the simulator's) still works during the overlap.
+    let entry = zhejiang_entry("ACTIVE", &rfc3339(beijing_now()));
+    let mut entry = entry;
+    entry["data"]["partner_province"] = json!("36");
+    entry["data"]["facility"] =
+        json!({"usci": "91360121MA35GH2W54", "licence_no": "赣危废经字〔2024〕第031号", "facility_id": "S360121-0001"});
+    entry["subject"] = json!("whitelist:GAN-MIN-2019:GM-2026-031");
+    entry["data"]["scheme"] = json!("GAN-MIN-2019");
+    entry["data"]["whitelist_id"] = json!("GM-2026-031");
+    let sent = w.jiangxi.sim.send_letter(entry, false).await.expect("send");
+    assert_eq!(sent.status, 200, "{sent:?}");
 }
