@@ -53,21 +53,23 @@ pub struct KeyFileError {
 impl LettersConfig {
     /// Reads the key files, relative to `base`.
     pub fn keys(&self, base: &std::path::Path) -> Result<LetterKeys, KeyFileError> {
-        let read = |p: &str| {
+        let read = |p: &str, hint: &str| {
             let path = base.join(p);
             std::fs::read_to_string(&path).map_err(|e| KeyFileError {
                 path: p.to_string(),
-                message: format!("cannot read it ({e}); make a key pair with `wastehub letter keygen --algorithm sm2-sm3 --out {p}`"),
+                message: format!("cannot read it ({e}); {hint}"),
             })
         };
+        let own_hint = "make the hub's key pair with `wastehub letter keygen --alg sm2-sm3 --out <folder>` and name its .key.pem here";
+        let partner_hint = "put the partner's public key (PEM) here";
         let bad = |p: &str, e: LetterError| KeyFileError {
             path: p.to_string(),
             message: e.to_string(),
         };
-        let own = PrivateKey::from_pem(&read(&self.signing_key)?).map_err(|e| bad(&self.signing_key, e))?;
+        let own = PrivateKey::from_pem(&read(&self.signing_key, own_hint)?).map_err(|e| bad(&self.signing_key, e))?;
         let mut keys = Vec::new();
         for p in &self.public_keys {
-            keys.push(PublicKey::from_pem(&read(p)?).map_err(|e| bad(p, e))?);
+            keys.push(PublicKey::from_pem(&read(p, partner_hint)?).map_err(|e| bad(p, e))?);
         }
         let partner = PartnerKeys::new(keys).map_err(|e| bad(&self.public_keys.join(", "), e))?;
         Ok(LetterKeys {
