@@ -135,3 +135,47 @@ pub fn check(c: &ConnectorConfig, text: &str) -> Vec<(Option<usize>, String)> {
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::letters::Algorithm;
+    use crate::letters::keys::pem_encode;
+
+    fn connector(dir: &std::path::Path, enabled: &str) -> ConnectorConfig {
+        let text = format!(
+            "name = \"province-jiangxi\"\nkind = \"letters\"\nenabled = {enabled}\n[letters]\nprovince = \"36\"\n\
+             source = \"urn:wastehub:province:36\"\nsigning_key = \"keys/own.key.pem\"\npublic_keys = [\"keys/jx.pub.pem\"]\n\
+             [outbound]\nurl = \"http://127.0.0.1:9336/letters\"\n"
+        );
+        let mut c: ConnectorConfig = toml::from_str(&text).expect("a connector file");
+        c.file = dir.join("connectors/province-jiangxi.toml").display().to_string();
+        c
+    }
+
+    #[test]
+    fn an_enabled_connector_needs_readable_keys_and_a_disabled_one_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let problems = check(&connector(dir.path(), "true"), "");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].1.contains("keys/own.key.pem: cannot read it"), "{problems:?}");
+        assert!(
+            check(&connector(dir.path(), "\"false\""), "").is_empty(),
+            "the flag may be a string"
+        );
+
+        std::fs::create_dir_all(dir.path().join("keys")).expect("mkdir");
+        let (own, der) = PrivateKey::generate(Algorithm::Sm2Sm3).expect("key");
+        std::fs::write(dir.path().join("keys/own.key.pem"), pem_encode("PRIVATE KEY", &der)).expect("write");
+        let problems = check(&connector(dir.path(), "true"), "");
+        assert!(problems[0].1.contains("the partner's public key"), "{problems:?}");
+        std::fs::write(dir.path().join("keys/jx.pub.pem"), own.public().to_pem()).expect("write");
+        assert!(check(&connector(dir.path(), "true"), "").is_empty());
+        let keys = connector(dir.path(), "true")
+            .letters
+            .expect("letters")
+            .keys(dir.path())
+            .expect("keys read");
+        assert_eq!(keys.partner.keys().len(), 1);
+    }
+}
