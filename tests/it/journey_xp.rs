@@ -138,14 +138,15 @@ impl World {
         }
     }
 
-    /// Posts a department letter (as `cell`, the department here).
-    async fn department(&self, ty: &str, id: &str, data: Value) {
+    /// Posts a department letter (as `cell`, the department here); returns
+    /// the hub message id.
+    async fn department(&self, ty: &str, id: &str, data: Value) -> String {
         let event = json!({
             "specversion": "1.0", "id": id, "source": "urn:test:cell", "type": ty,
             "subject": format!("xp:{}", data["application_no"].as_str().expect("application_no")),
             "time": rfc3339(beijing_now()), "jurisdiction": "350000", "data": data,
         });
-        self.app.accept(&event).await;
+        self.app.accept(&event).await
     }
 
     async fn record(&self, application_no: &str) -> Value {
@@ -677,4 +678,55 @@ async fn during_a_key_rotation_letters_signed_with_either_key_are_taken() {
     entry["data"]["whitelist_id"] = json!("GM-2026-031");
     let sent = w.jiangxi.sim.send_letter(entry, false).await.expect("send");
     assert_eq!(sent.status, 200, "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_letter_delivered_to_the_workflow_again_is_applied_once_and_sent_once() {
+    let w = World::start("").await;
+    let app_no = "KSZY-350181-2026-0701";
+    w.jiangxi.sim.set_script(app_no, Script::new(Answer::Silent));
+    let at = rfc3339(beijing_now());
+    w.department("xp-request", "req-0701", request(app_no, &jiangxi_receiver(), "5", &at))
+        .await;
+    w.department("xp-acceptance", "acc-0701", accepted(app_no, &at)).await;
+    let id = w
+        .department(
+            "xp-consultation",
+            "con-0701",
+            consultation(app_no, "36", "闽环固商〔2026〕701号", &at),
+        )
+        .await;
+    w.wait_state(app_no, "CONSULTING").await;
+    assert!(eventually(WITHIN, || async { w.jiangxi.sim.letters().len() == 1 }).await);
+    let trace = w.app.trace(&id).await;
+    let delivery = trace["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .find(|d| d["destination"] == "xp-workflow")
+        .expect("the workflow's delivery")
+        .clone();
+    assert_eq!(trace["deliveries"].as_array().map(Vec::len), Some(1), "the workflow only: {trace}");
+    // An operator replays it: the step is found taken, its letter committed
+    // again as a duplicate, and nothing reaches Jiangxi twice.
+    let (s, v) = w
+        .app
+        .op_post(
+            &format!("/api/v1/deliveries/{}/replay", delivery["id"].as_str().expect("id")),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(w.app.wait_status(&id, "xp-workflow", "delivered", WITHIN).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(w.jiangxi.sim.letters().len(), 1, "one consultation letter");
+    assert_eq!(w.jiangxi.sim.exchanges().len(), 1, "sent once");
+    let record = w.record(app_no).await;
+    let consultations = record["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|h| h["type"] == "xp-consultation")
+        .count();
+    assert_eq!(consultations, 1);
 }
