@@ -12,8 +12,13 @@
 //!   be the example's, and the connector's rules must make the example's
 //!   outcome of it;
 //! - from-partner: the wire arrives as the partner sends it (HTTP with its
-//!   key, a file in its drop folder, a page the hub polls, an MQTT payload)
-//!   and the stored events must be the example's canonical events.
+//!   key, a signed letter, a file in its drop folder, a page the hub polls,
+//!   an MQTT payload) and the stored events must be the example's canonical
+//!   events.
+//!
+//! Letters between provincial hubs are signed at replay with keys made for
+//! the run ([`letters`]), and an example may post earlier workflow steps
+//! first (`before`).
 //!
 //! Each contract gets its own hub (a fresh database, [`stage`]), so examples
 //! of one contract never see another's messages; simulators forget what
@@ -601,6 +606,15 @@ fn a_malformed_exchange_file_is_named_in_the_error() {
     );
     assert!(errors().contains("get"), "{}", errors());
 
+    write(
+        "description = \"x\"\ndirection = \"to-partner\"\nwire = \"w.json\"\nanswer = \"w.json\"\noutcome = \"dead\"\nbefore = [\"w.json\"]\n",
+    );
+    assert!(errors().contains("before is for exchanges through the hub"), "{}", errors());
+    write(
+        "description = \"x\"\ndirection = \"from-partner\"\ntype = \"t\"\nwire = \"w.json\"\ncanonical = \"w.json\"\nanswer_ignore = [\"/id\"]\n",
+    );
+    assert!(errors().contains("answer_ignore names paths in the answer"), "{}", errors());
+
     std::fs::write(example.join("w.http"), "GET / HTTP/1.1\n\n").expect("write");
     write("description = \"x\"\ndirection = \"from-partner\"\ntype = \"t\"\nwire = \"w.http\"\ncanonical = \"w.json\"\n");
     assert!(errors().contains("raw HTTP wire"), "{}", errors());
@@ -826,4 +840,63 @@ fn the_park_records_match_the_park_contract_schema() {
     let unknown = std::fs::read(cases.join("unknown-unit/input.xml")).expect("case");
     let refused = check("unknown-unit", &unknown);
     assert!(refused.iter().any(|e| e.contains("/hc:SL/@dw")), "{refused:?}");
+}
+
+/// The province contract's schemas describe the letters of its examples,
+/// signed, and the receipts made for them (accepted and refused); a letter
+/// without its signature and an accepted receipt giving a reason are not.
+#[test]
+fn the_province_letters_and_receipts_match_the_contract_schemas() {
+    use wastehub::letters::{Algorithm, PrivateKey, Receipt as LetterReceipt, Verdict};
+    let dir = repo().join("contracts/province");
+    let compile = |name: &str| {
+        let schema = read_json(&dir.join(name)).expect("schema");
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{name} does not compile: {e}"))
+    };
+    let (letter_schema, receipt_schema) = (compile("letter.schema.json"), compile("receipt.schema.json"));
+    let errors = |v: &jsonschema::Validator, what: &str, doc: &Value| -> Vec<String> {
+        v.iter_errors(doc).map(|e| format!("{what}: {}: {e}", e.instance_path())).collect()
+    };
+    let (key, _) = PrivateKey::generate(Algorithm::Sm2Sm3).expect("key");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:05+08:00").expect("time");
+    let mut problems = Vec::new();
+    let mut letters = 0;
+    for example in exchange::sorted_dirs(&dir.join("examples")) {
+        let path = example.join("letter.json");
+        if !path.is_file() {
+            continue;
+        }
+        // Signed afresh, as at replay (the example's signature is a placeholder).
+        let mut letter = read_json(&path).expect("letter");
+        if let Some(o) = letter.as_object_mut() {
+            for k in ["sigalg", "sigkeyid", "sigvalue"] {
+                o.remove(k);
+            }
+        }
+        let signed = wastehub::letters::sign_letter(&letter, &key).expect("signed");
+        let what = path.display().to_string();
+        problems.extend(errors(&letter_schema, &what, &signed));
+        for (verdict, reason) in [(Verdict::Accepted, None), (Verdict::Refused, Some("来函非致本省".to_string()))] {
+            let receipt = LetterReceipt::for_letter(&signed, at, verdict, reason)
+                .and_then(|r| r.sign("receipt-1", "urn:wastehub:province:36", &key))
+                .expect("receipt");
+            problems.extend(errors(&receipt_schema, &format!("receipt for {what}"), &receipt));
+        }
+        letters += 1;
+    }
+    assert!(letters >= 3, "{letters} example letters");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let unsigned = serde_json::json!({"specversion": "1.0", "id": "a", "source": "urn:wastehub:province:36",
+        "type": "xp-reply", "time": "2026-11-29T10:00:00+08:00", "datacontenttype": "application/json", "data": {}});
+    assert!(errors(&letter_schema, "unsigned", &unsigned).iter().any(|e| e.contains("sigvalue")));
+    let letter = wastehub::letters::sign_letter(&unsigned, &key).expect("signed");
+    let mut receipt = LetterReceipt::for_letter(&letter, at, Verdict::Accepted, None)
+        .and_then(|r| r.sign("receipt-2", "urn:wastehub:province:35", &key))
+        .expect("receipt");
+    receipt["data"]["reason"] = Value::String("accepted, yet a reason".into());
+    assert!(!errors(&receipt_schema, "accepted with a reason", &receipt).is_empty());
 }
