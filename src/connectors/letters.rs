@@ -22,6 +22,7 @@ use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
 use crate::config::ConnectorConfig;
 use crate::config::connector::OutboundConfig;
 use crate::config::letters::LetterKeys;
+use crate::letters::keys::PartnerKeys;
 use crate::letters::{self, Verdict};
 use crate::model::now_millis;
 use crate::store::Store;
@@ -103,20 +104,7 @@ impl LettersConnector {
             .and_then(parse_retry_after);
         let body = client::read_body(resp, self.max_response).await.map_err(classify_transport)?;
         let answer = String::from_utf8_lossy(&body.bytes).into_owned();
-        let excerpt: String = answer.chars().take(EXCERPT_CHARS).collect();
-        let fail = |retry: Retry, class: &'static str, message: String| DeliveryError {
-            retry,
-            class,
-            message,
-            http_status: Some(status),
-            excerpt: Some(excerpt.clone()),
-        };
-        if matches!(status, 408 | 425 | 429) || status >= 500 {
-            let retry = retry_after.map_or(Retry::Backoff, Retry::After);
-            return Err(fail(retry, "status", format!("{} answered {status}", self.name)));
-        }
-        let receipt: Option<Value> = serde_json::from_str(&answer).ok();
-        let checked = receipt.as_ref().map(|r| letters::Receipt::check(r, &letter, &self.keys.partner));
+        let (judged, checked) = assess(&self.name, status, retry_after, &answer, &letter, &self.keys.partner);
         let row = |verdict: &str, reason: Option<String>| LetterRow {
             letter_source: s("source"),
             letter_id: s("id"),
@@ -131,33 +119,16 @@ impl LettersConnector {
             message_id: Some(msg.message_id.as_str().to_string()),
             at: now_millis(),
         };
-        match (status, checked) {
-            (200, Some(Ok(r))) if r.verdict == Verdict::Accepted => {
-                self.keep(&row("accepted", None)).await?;
-                Ok(Receipt {
-                    http_status: status,
-                    ack_code: Some("accepted".into()),
-                    reference: receipt
-                        .as_ref()
-                        .and_then(|r| r.get("id"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    excerpt,
-                })
+        // A receipt the rules took (accepted, or a signed refusal) is kept as
+        // evidence; one that does not verify is not.
+        match (&judged, checked) {
+            (Ok(_), _) => self.keep(&row("accepted", None)).await?,
+            (Err(e), Some(r)) if e.retry == Retry::Never && r.verdict == Verdict::Refused => {
+                self.keep(&row("refused", r.reason)).await?;
             }
-            (_, Some(Ok(r))) if r.verdict == Verdict::Refused && (400..500).contains(&status) => {
-                let reason = r.reason.unwrap_or_default();
-                self.keep(&row("refused", Some(reason.clone()))).await?;
-                Err(fail(Retry::Never, "refused", format!("{} refused the letter: {reason}", self.name)))
-            }
-            (200, Some(Err(e))) => Err(fail(Retry::Backoff, "receipt", format!("the receipt does not verify: {e}"))),
-            (200, _) => Err(fail(Retry::Backoff, "receipt", "the answer is not a signed receipt".into())),
-            (_, _) => Err(fail(
-                Retry::Never,
-                "status",
-                format!("{} answered {status} without a signed refusal", self.name),
-            )),
+            _ => {}
         }
+        judged
     }
 
     /// Keeps the letter and the receipt; a later attempt's receipt replaces
@@ -183,6 +154,73 @@ impl LettersConnector {
                 .map_err(store_err)?;
         }
         Ok(())
+    }
+}
+
+/// What connector `name` makes of the answer (`status`, `Retry-After`,
+/// body) to `letter`, with the partner's registered keys: the delivery's
+/// result, and the partner's receipt when it verified for this letter.
+/// Pure, so that the contract tests judge an answer by the same rules.
+pub fn assess(
+    name: &str,
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    answer: &str,
+    letter: &Value,
+    partner: &PartnerKeys,
+) -> (Result<Receipt, DeliveryError>, Option<letters::Receipt>) {
+    let excerpt: String = answer.chars().take(EXCERPT_CHARS).collect();
+    let fail = |retry: Retry, class: &'static str, message: String| DeliveryError {
+        retry,
+        class,
+        message,
+        http_status: Some(status),
+        excerpt: Some(excerpt.clone()),
+    };
+    if matches!(status, 408 | 425 | 429) || status >= 500 {
+        let retry = retry_after.map_or(Retry::Backoff, Retry::After);
+        return (Err(fail(retry, "status", format!("{name} answered {status}"))), None);
+    }
+    let receipt: Option<Value> = serde_json::from_str(answer).ok();
+    let checked = receipt.as_ref().map(|r| letters::Receipt::check(r, letter, partner));
+    match (status, checked) {
+        (200, Some(Ok(r))) if r.verdict == Verdict::Accepted => {
+            let reference = receipt
+                .as_ref()
+                .and_then(|r| r.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let ok = Receipt {
+                http_status: status,
+                ack_code: Some("accepted".into()),
+                reference,
+                excerpt: excerpt.clone(),
+            };
+            (Ok(ok), Some(r))
+        }
+        (_, Some(Ok(r))) if r.verdict == Verdict::Refused && (400..500).contains(&status) => {
+            let reason = r.reason.clone().unwrap_or_default();
+            (
+                Err(fail(Retry::Never, "refused", format!("{name} refused the letter: {reason}"))),
+                Some(r),
+            )
+        }
+        (200, Some(Err(e))) => (
+            Err(fail(Retry::Backoff, "receipt", format!("the receipt does not verify: {e}"))),
+            None,
+        ),
+        (200, _) => (
+            Err(fail(Retry::Backoff, "receipt", "the answer is not a signed receipt".into())),
+            None,
+        ),
+        (_, _) => (
+            Err(fail(
+                Retry::Never,
+                "status",
+                format!("{name} answered {status} without a signed refusal"),
+            )),
+            None,
+        ),
     }
 }
 

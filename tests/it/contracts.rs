@@ -12,14 +12,20 @@
 //!   be the example's, and the connector's rules must make the example's
 //!   outcome of it;
 //! - from-partner: the wire arrives as the partner sends it (HTTP with its
-//!   key, a file in its drop folder, a page the hub polls, an MQTT payload)
-//!   and the stored events must be the example's canonical events.
+//!   key, a signed letter, a file in its drop folder, a page the hub polls,
+//!   an MQTT payload) and the stored events must be the example's canonical
+//!   events.
+//!
+//! Letters between provincial hubs are signed at replay with keys made for
+//! the run ([`letters`]), and an example may post earlier workflow steps
+//! first (`before`).
 //!
 //! Each contract gets its own hub (a fresh database, [`stage`]), so examples
 //! of one contract never see another's messages; simulators forget what
 //! they accepted before each example, so receipt numbers start afresh, and
 //! an example's `[[setup]]` calls are made after that.
 
+mod letters;
 mod mqtt;
 mod poll;
 mod raw_http;
@@ -53,7 +59,12 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
-    serde_json::from_slice(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
+    read_json_bytes(path, read(path)?)
+}
+
+/// `bytes` (of file `path`) as JSON.
+fn read_json_bytes(path: &Path, bytes: Vec<u8>) -> Result<Value, String> {
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn format_of(path: &Path) -> Result<Format, String> {
@@ -72,6 +83,7 @@ fn content_type_of(path: &Path) -> &'static str {
 fn sent_as(c: &ConnectorConfig) -> &'static str {
     match c.kind {
         ConnectorKind::HttpXml => "application/xml; charset=utf-8",
+        ConnectorKind::Letters => "application/cloudevents+json",
         _ => "application/json",
     }
 }
@@ -142,6 +154,7 @@ fn check_outcome(
     c: &ConnectorConfig,
     status: u16,
     answer: &str,
+    sent: &[u8],
     problems: &mut Vec<String>,
 ) -> Option<Result<Receipt, DeliveryError>> {
     let (got, judged) = if c.kind == ConnectorKind::Poll {
@@ -153,7 +166,7 @@ fn check_outcome(
             }
         }
     } else {
-        match stage.assess(c, status, answer) {
+        match stage.assess(c, status, answer, sent) {
             Ok(j) => (outcome_of(&j), Some(j)),
             Err(e) => {
                 problems.push(e);
@@ -170,8 +183,9 @@ fn check_outcome(
     judged
 }
 
-/// Checks a bare-body `answer` against the example's.
-fn check_answer_body(ex: &Example, answer: &str, problems: &mut Vec<String>) {
+/// Checks a bare-body `answer` against the example's (its `answer_ignore`
+/// paths present, not compared).
+fn check_answer_body(stage: &Stage, ex: &Example, answer: &str, problems: &mut Vec<String>) {
     if let Some(expected) = &ex.answer {
         if is_raw_http(expected) {
             problems.push(format!(
@@ -180,9 +194,9 @@ fn check_answer_body(ex: &Example, answer: &str, problems: &mut Vec<String>) {
             ));
             return;
         }
-        match read(expected).and_then(|e| Ok((e, format_of(expected)?))) {
+        match read(expected).and_then(|e| Ok((letters::expected(stage, ex, e), format_of(expected)?))) {
             Ok((e, format)) => {
-                if let Err(d) = normalise::compare(format, &e, answer.as_bytes(), &[]) {
+                if let Err(d) = normalise::compare(format, &e, answer.as_bytes(), &ex.answer_ignore) {
                     problems.push(format!("the answer differs from {}:\n      {d}", file_name(expected)));
                 }
             }
@@ -220,28 +234,29 @@ async fn answer_only(stage: &Stage, ex: &Example) -> Result<(), String> {
                     .map(|d| format!("the answer differs from {}: {d}", file_name(answer_path))),
             );
         } else {
-            check_answer_body(ex, &got.body, &mut problems);
+            check_answer_body(stage, ex, &got.body, &mut problems);
         }
         let caller = stage.caller_of(&path)?;
-        check_outcome(stage, ex, caller, got.status, &got.body, &mut problems);
+        check_outcome(stage, ex, caller, got.status, &got.body, &request.body, &mut problems);
     } else {
         let dest = stage.destination()?;
-        let got = stage.sims.send(&ex.partner, read(&ex.wire)?, sent_as(dest)).await?;
-        check_answer_body(ex, &got.body, &mut problems);
-        check_outcome(stage, ex, dest, got.status, &got.body, &mut problems);
+        let wire = letters::prepare(stage, ex, read(&ex.wire)?, letters::Signer::Hub)?;
+        let got = stage.sims.send(&ex.partner, wire.clone(), sent_as(dest)).await?;
+        check_answer_body(stage, ex, &got.body, &mut problems);
+        check_outcome(stage, ex, dest, got.status, &got.body, &wire, &mut problems);
     }
     verdict(problems)
 }
 
-async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
-    let canonical_path = ex.canonical.as_ref().ok_or("no canonical event")?;
-    let event = read_json(canonical_path)?;
+/// Posts canonical event `path` as the connector that owns its source and
+/// waits for its deliveries to settle; returns its message id.
+async fn post_event(stage: &Stage, path: &Path, not_to: &str) -> Result<String, String> {
+    let event = read_json(path)?;
     let source = event["source"].as_str().unwrap_or_default();
-    let dest = stage.destination()?;
     let sender = stage
         .owner_of(source)
-        .ok_or_else(|| format!("no shipped connector sends as source {source:?}"))?;
-    if sender.name == dest.name {
+        .ok_or_else(|| format!("{}: no shipped connector sends as source {source:?}", file_name(path)))?;
+    if sender.name == not_to {
         return Err(format!(
             "the event's source {source:?} is the partner's own: the hub never sends a partner its own messages"
         ));
@@ -255,10 +270,46 @@ async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
         )
         .await?;
     if status != 202 {
-        return Err(format!("the hub answered {status} to the canonical event (202 expected): {body}"));
+        return Err(format!("the hub answered {status} to {} (202 expected): {body}", file_name(path)));
     }
     let id = body["id"].as_str().unwrap_or_default().to_string();
-    let trace = stage.settle(&id).await?;
+    stage.settle(&id).await?;
+    Ok(id)
+}
+
+async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
+    let canonical_path = ex.canonical.as_ref().ok_or("no canonical event")?;
+    let dest = stage.destination()?;
+    for earlier in &ex.before {
+        post_event(stage, earlier, &dest.name).await?;
+    }
+    let ty = ex.message_type.clone().unwrap_or_default();
+    let known = stage.messages_of_type(&ty).await;
+    let posted = post_event(stage, canonical_path, &dest.name).await?;
+    let mut id = posted.clone();
+    let mut trace = stage.settle(&id).await?;
+    let to_dest = |t: &Value| {
+        t["deliveries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["destination"] == dest.name.as_str())
+    };
+    if !to_dest(&trace) {
+        // Taken by a workflow (a negotiation letter goes to xp-workflow
+        // only): what reaches the partner is the message the workflow made
+        // of it, a new message of the same type.
+        let made: Vec<String> = stage
+            .messages_of_type(&ty)
+            .await
+            .into_iter()
+            .filter(|m| *m != posted && !known.contains(m))
+            .collect();
+        if let [one] = made.as_slice() {
+            id = one.clone();
+            trace = stage.settle(&id).await?;
+        }
+    }
     let Some(delivery) = trace["deliveries"]
         .as_array()
         .into_iter()
@@ -281,7 +332,7 @@ async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
         ));
     };
     let mut problems = Vec::new();
-    match read(&ex.wire).and_then(|w| Ok((w, format_of(&ex.wire)?))) {
+    match read(&ex.wire).and_then(|w| Ok((letters::expected(stage, ex, w), format_of(&ex.wire)?))) {
         Ok((wire, format)) => {
             if let Err(d) = normalise::compare(format, &wire, got.body.as_bytes(), &ex.ignore) {
                 problems.push(format!(
@@ -292,8 +343,13 @@ async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
         }
         Err(e) => problems.push(e),
     }
-    check_answer_body(ex, &got.answer, &mut problems);
-    let judged = check_outcome(stage, ex, dest, got.status, &got.answer, &mut problems);
+    if dest.kind == ConnectorKind::Letters
+        && let Err(e) = letters::check_signed_by_hub(stage, ex, &got.body)
+    {
+        problems.push(e);
+    }
+    check_answer_body(stage, ex, &got.answer, &mut problems);
+    let judged = check_outcome(stage, ex, dest, got.status, &got.answer, got.body.as_bytes(), &mut problems);
     let recorded = match delivery["status"].as_str() {
         Some("delivered") => Some(Outcome::Delivered),
         Some("dead") => Some(Outcome::Dead),
@@ -322,6 +378,12 @@ async fn to_partner(stage: &Stage, ex: &Example) -> Result<(), String> {
 }
 
 async fn from_partner_http(stage: &Stage, ex: &Example) -> Result<(), String> {
+    for earlier in &ex.before {
+        post_event(stage, earlier, "").await?;
+    }
+    if letters::is_letter(&read(&ex.wire)?) {
+        return letters::from_partner(stage, ex).await;
+    }
     // A registered park has no connector file: it posts with the key it was
     // registered with (see `stage::register_parks`).
     let sender = match stage.receiver(ex) {
@@ -544,6 +606,15 @@ fn a_malformed_exchange_file_is_named_in_the_error() {
     );
     assert!(errors().contains("get"), "{}", errors());
 
+    write(
+        "description = \"x\"\ndirection = \"to-partner\"\nwire = \"w.json\"\nanswer = \"w.json\"\noutcome = \"dead\"\nbefore = [\"w.json\"]\n",
+    );
+    assert!(errors().contains("before is for exchanges through the hub"), "{}", errors());
+    write(
+        "description = \"x\"\ndirection = \"from-partner\"\ntype = \"t\"\nwire = \"w.json\"\ncanonical = \"w.json\"\nanswer_ignore = [\"/id\"]\n",
+    );
+    assert!(errors().contains("answer_ignore names paths in the answer"), "{}", errors());
+
     std::fs::write(example.join("w.http"), "GET / HTTP/1.1\n\n").expect("write");
     write("description = \"x\"\ndirection = \"from-partner\"\ntype = \"t\"\nwire = \"w.http\"\ncanonical = \"w.json\"\n");
     assert!(errors().contains("raw HTTP wire"), "{}", errors());
@@ -622,6 +693,55 @@ async fn an_example_that_does_not_hold_fails_with_what_differed() {
     } else {
         assert!(lines[3].starts_with("SKIP  transport/04-wrong-topic"), "{lines:?}");
     }
+}
+
+/// The same for signed letters: a consultation letter the partner received
+/// that is not the example's, a refusal with another reason, and a stored
+/// whitelist entry that is not the example's each fail, naming the path.
+#[tokio::test]
+async fn a_province_example_that_does_not_hold_fails_with_what_differed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let examples = tmp.path().join("province/examples");
+    let shipped = repo().join("contracts/province/examples");
+    let copy = |from: &str, to: &str| {
+        let (src, dst) = (shipped.join(from), examples.join(to));
+        std::fs::create_dir_all(&dst).expect("mkdir");
+        for f in std::fs::read_dir(&src).expect("example").filter_map(Result::ok) {
+            std::fs::copy(f.path(), dst.join(f.file_name())).expect("copy");
+        }
+        dst
+    };
+    let alter = |file: &Path, pointer: &str, value: &str| {
+        let mut v = read_json(file).expect("a JSON file");
+        *v.pointer_mut(pointer).expect("the value to alter") = Value::String(value.into());
+        std::fs::write(file, v.to_string()).expect("write");
+    };
+    let letter = copy("01-consultation-to-jiangxi", "01-wrong-letter-no");
+    alter(&letter.join("letter.json"), "/data/letter_no", "闽环固商〔2026〕999号");
+    let refusal = copy("02-signature-does-not-verify", "02-wrong-reason");
+    alter(&refusal.join("receipt.json"), "/data/reason", "unknown key id");
+    let entry = copy("03-whitelist-entry-from-jiangxi", "03-wrong-quantity");
+    alter(&entry.join("event.json"), "/data/max_quantity_t_per_year", "600");
+
+    let found = exchange::discover(tmp.path()).expect("the examples read");
+    assert_eq!(found.len(), 3);
+    let (lines, failures) = replay_all(found).await;
+    let all = failures.join("\n");
+    assert!(lines[0].starts_with("FAIL  province/01-wrong-letter-no"), "{lines:?}\n{all}");
+    assert!(
+        all.contains("the body the partner received differs from letter.json") && all.contains("/data/letter_no"),
+        "{all}"
+    );
+    assert!(lines[1].starts_with("FAIL  province/02-wrong-reason"), "{lines:?}\n{all}");
+    assert!(
+        all.contains("the answer differs from receipt.json") && all.contains("/data/reason"),
+        "{all}"
+    );
+    assert!(lines[2].starts_with("FAIL  province/03-wrong-quantity"), "{lines:?}\n{all}");
+    assert!(
+        all.contains("the stored event differs from event.json") && all.contains("/data/max_quantity_t_per_year"),
+        "{all}"
+    );
 }
 
 /// The simulators of partners that send produce what their contracts allow:
@@ -720,4 +840,63 @@ fn the_park_records_match_the_park_contract_schema() {
     let unknown = std::fs::read(cases.join("unknown-unit/input.xml")).expect("case");
     let refused = check("unknown-unit", &unknown);
     assert!(refused.iter().any(|e| e.contains("/hc:SL/@dw")), "{refused:?}");
+}
+
+/// The province contract's schemas describe the letters of its examples,
+/// signed, and the receipts made for them (accepted and refused); a letter
+/// without its signature and an accepted receipt giving a reason are not.
+#[test]
+fn the_province_letters_and_receipts_match_the_contract_schemas() {
+    use wastehub::letters::{Algorithm, PrivateKey, Receipt as LetterReceipt, Verdict};
+    let dir = repo().join("contracts/province");
+    let compile = |name: &str| {
+        let schema = read_json(&dir.join(name)).expect("schema");
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{name} does not compile: {e}"))
+    };
+    let (letter_schema, receipt_schema) = (compile("letter.schema.json"), compile("receipt.schema.json"));
+    let errors = |v: &jsonschema::Validator, what: &str, doc: &Value| -> Vec<String> {
+        v.iter_errors(doc).map(|e| format!("{what}: {}: {e}", e.instance_path())).collect()
+    };
+    let (key, _) = PrivateKey::generate(Algorithm::Sm2Sm3).expect("key");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:05+08:00").expect("time");
+    let mut problems = Vec::new();
+    let mut letters = 0;
+    for example in exchange::sorted_dirs(&dir.join("examples")) {
+        let path = example.join("letter.json");
+        if !path.is_file() {
+            continue;
+        }
+        // Signed afresh, as at replay (the example's signature is a placeholder).
+        let mut letter = read_json(&path).expect("letter");
+        if let Some(o) = letter.as_object_mut() {
+            for k in ["sigalg", "sigkeyid", "sigvalue"] {
+                o.remove(k);
+            }
+        }
+        let signed = wastehub::letters::sign_letter(&letter, &key).expect("signed");
+        let what = path.display().to_string();
+        problems.extend(errors(&letter_schema, &what, &signed));
+        for (verdict, reason) in [(Verdict::Accepted, None), (Verdict::Refused, Some("来函非致本省".to_string()))] {
+            let receipt = LetterReceipt::for_letter(&signed, at, verdict, reason)
+                .and_then(|r| r.sign("receipt-1", "urn:wastehub:province:36", &key))
+                .expect("receipt");
+            problems.extend(errors(&receipt_schema, &format!("receipt for {what}"), &receipt));
+        }
+        letters += 1;
+    }
+    assert!(letters >= 3, "{letters} example letters");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let unsigned = serde_json::json!({"specversion": "1.0", "id": "a", "source": "urn:wastehub:province:36",
+        "type": "xp-reply", "time": "2026-11-29T10:00:00+08:00", "datacontenttype": "application/json", "data": {}});
+    assert!(errors(&letter_schema, "unsigned", &unsigned).iter().any(|e| e.contains("sigvalue")));
+    let letter = wastehub::letters::sign_letter(&unsigned, &key).expect("signed");
+    let mut receipt = LetterReceipt::for_letter(&letter, at, Verdict::Accepted, None)
+        .and_then(|r| r.sign("receipt-2", "urn:wastehub:province:35", &key))
+        .expect("receipt");
+    receipt["data"]["reason"] = Value::String("accepted, yet a reason".into());
+    assert!(!errors(&receipt_schema, "accepted with a reason", &receipt).is_empty());
 }

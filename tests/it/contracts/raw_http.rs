@@ -21,7 +21,8 @@ pub(super) struct Message {
     start: String,
     /// Header lines in order (names as written).
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    /// The body (empty for a `GET`).
+    pub body: Vec<u8>,
 }
 
 impl Message {

@@ -8,6 +8,12 @@
 //! [`Simulators::base`], [`Simulators::exchanges`] (when it receives from
 //! the hub) and [`Simulators::send`] (when an answer-only example sends it a
 //! bare body).
+//!
+//! The province hubs (`letters` connectors, contract `province`) are played
+//! by one simulator per province the examples need ([`PROVINCES`]), each
+//! with fresh keys per run: the hub's key for the province and the
+//! province's own, written where the shipped connector files look for them
+//! (`WASTEHUB_XP_KEYS`).
 
 use std::collections::BTreeMap;
 
@@ -16,9 +22,12 @@ use tokio_util::sync::CancellationToken;
 use wastehub::config::Secret;
 use wastehub::config::connector::SignatureConfig;
 use wastehub::connectors::signature::Signer;
+use wastehub::letters::keys::{PartnerKeys, pem_encode};
+use wastehub::letters::{Algorithm, PrivateKey};
 use wastehub::sim::Exchange;
 use wastehub::sim::health::{HealthConfig, HealthSim};
 use wastehub::sim::national::{NationalConfig, NationalSim};
+use wastehub::sim::province::{LETTERS_PATH, ProvinceConfig, ProvinceSim};
 use wastehub::sim::provincial::{ProvincialConfig, ProvincialSim};
 use wastehub::sim::qinqing::{DEV_SECRET, NOTICES_PATH, QinqingConfig, QinqingSim};
 use wastehub::sim::registry::RegistryConfig;
@@ -31,8 +40,60 @@ const PROVINCIAL_TOKEN: &str = "contract-test-provincial-token";
 const TRANSPORT_TOKEN: &str = "transport-sim-token";
 const HEALTH_TOKEN: &str = "health-sim-token";
 
+/// The provinces played for contract `province`: connector, province
+/// code, the key file stem its connector file names, and the algorithm agreed.
+pub(super) const PROVINCES: &[(&str, &str, &str, Algorithm)] = &[("province-jiangxi", "36", "jiangxi", Algorithm::Sm2Sm3)];
+
+/// The keys of one letters partner, as PKCS#8 DER (a key is not `Clone`).
+pub(super) struct LetterPair {
+    /// The hub's signing key for this partner.
+    hub: Vec<u8>,
+    /// The partner's own signing key.
+    partner: Vec<u8>,
+}
+
+impl LetterPair {
+    pub fn generate(alg: Algorithm) -> Self {
+        let (_, hub) = PrivateKey::generate(alg).expect("the hub's key");
+        let (_, partner) = PrivateKey::generate(alg).expect("the partner's key");
+        Self { hub, partner }
+    }
+
+    /// The hub's key for this partner, as PKCS#8 DER.
+    pub fn hub_der(&self) -> &[u8] {
+        &self.hub
+    }
+
+    /// The hub's key for this partner.
+    pub fn hub(&self) -> PrivateKey {
+        PrivateKey::from_pkcs8_der(&self.hub).expect("the hub's key reads")
+    }
+
+    /// The partner's key.
+    pub fn partner(&self) -> PrivateKey {
+        PrivateKey::from_pkcs8_der(&self.partner).expect("the partner's key reads")
+    }
+
+    /// Writes the files a shipped `letters` connector reads:
+    /// `fujian-for-<stem>.key.pem` and `<stem>.pub.pem`.
+    fn write(&self, dir: &std::path::Path, stem: &str) {
+        std::fs::write(dir.join(format!("fujian-for-{stem}.key.pem")), pem_encode("PRIVATE KEY", &self.hub)).expect("write key");
+        std::fs::write(dir.join(format!("{stem}.pub.pem")), self.partner().public().to_pem()).expect("write public key");
+    }
+}
+
+/// One province hub simulator with its keys.
+struct Province {
+    connector: &'static str,
+    sim: ProvinceSim,
+    keys: LetterPair,
+}
+
 /// The simulators, by contract name.
 pub(super) struct Simulators {
+    provinces: Vec<Province>,
+    /// Where the letters keys are (`WASTEHUB_XP_KEYS`).
+    letter_keys: tempfile::TempDir,
     national: NationalSim,
     provincial: ProvincialSim,
     qinqing: QinqingSim,
@@ -107,7 +168,19 @@ impl Simulators {
             stop.clone(),
         )
         .expect("health simulator");
+        let letter_keys = tempfile::tempdir().expect("a folder for the letters keys");
+        let mut provinces = Vec::new();
+        for &(connector, code, stem, alg) in PROVINCES {
+            let keys = LetterPair::generate(alg);
+            keys.write(letter_keys.path(), stem);
+            let hub = PartnerKeys::new(vec![keys.hub().public().clone()]).expect("the hub's public key");
+            let sim =
+                ProvinceSim::start(bind().await, ProvinceConfig::new(code, keys.partner(), hub), stop.clone()).expect("province simulator");
+            provinces.push(Province { connector, sim, keys });
+        }
         Self {
+            provinces,
+            letter_keys,
             national,
             provincial,
             qinqing,
@@ -136,10 +209,49 @@ impl Simulators {
             ("QINQING_URL", self.qinqing.url(NOTICES_PATH)),
             ("QINQING_SIGNING_SECRET", DEV_SECRET.into()),
             ("QINQING_RETRY_SCHEDULE", "0s 1m".into()),
+            ("WASTEHUB_XP_ENABLED", "true".into()),
+            ("WASTEHUB_XP_KEYS", self.letters_dir().display().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.provinces.iter().flat_map(|p| {
+            let var = p.connector.trim_start_matches("province-").to_uppercase();
+            [
+                (format!("PROVINCE_{var}_URL"), p.sim.url(LETTERS_PATH)),
+                (format!("PROVINCE_{var}_RETRY_SCHEDULE"), "0s 1m".into()),
+            ]
+        }))
         .collect()
+    }
+
+    /// Where the `letters` connectors' key files are.
+    pub fn letters_dir(&self) -> &std::path::Path {
+        self.letter_keys.path()
+    }
+
+    /// The keys of `letters` connector `connector`, when a simulator plays it.
+    pub fn letter_keys(&self, connector: &str) -> Option<&LetterPair> {
+        self.provinces.iter().find(|p| p.connector == connector).map(|p| &p.keys)
+    }
+
+    /// The connector of contract `partner` its simulator plays, when the
+    /// contract has several of the same kind (the province hubs).
+    pub fn plays(&self, partner: &str) -> Option<&'static str> {
+        match partner {
+            "province" => self.provinces.first().map(|p| p.connector),
+            _ => None,
+        }
+    }
+
+    /// Tells the province simulators where the hub is (they reply to it).
+    pub fn set_hub(&self, base: &str) {
+        for p in &self.provinces {
+            p.sim.set_hub(base);
+        }
+    }
+
+    fn province(&self) -> Option<&ProvinceSim> {
+        self.provinces.first().map(|p| &p.sim)
     }
 
     /// Makes every simulator forget what it accepted (receipt numbers start
@@ -150,6 +262,9 @@ impl Simulators {
         self.qinqing.reset();
         self.transport.registry.set_outage(false);
         self.health.registry.set_outage(false);
+        for p in &self.provinces {
+            p.sim.reset();
+        }
     }
 
     /// The base URL of contract `partner`'s simulator: where `[[setup]]`
@@ -161,6 +276,7 @@ impl Simulators {
             "qinqing" => self.qinqing.url(""),
             "transport" => self.transport.url(""),
             "health" => self.health.url(""),
+            "province" => self.province()?.url(""),
             _ => return None,
         })
     }
@@ -171,6 +287,7 @@ impl Simulators {
             "national" => Some(self.national.exchanges()),
             "provincial" => Some(self.provincial.exchanges()),
             "qinqing" => Some(self.qinqing.exchanges()),
+            "province" => self.province().map(ProvinceSim::exchanges),
             _ => None,
         }
     }
@@ -197,6 +314,8 @@ impl Simulators {
                 client.post(self.national.url("/exchange")).bearer_auth(token)
             }
             "provincial" => client.post(self.provincial.url("/events")).bearer_auth(PROVINCIAL_TOKEN),
+            // A letter carries its own credentials: its signature.
+            "province" => client.post(self.province().ok_or("no province simulator")?.url(LETTERS_PATH)),
             "qinqing" => {
                 // Signed as the hub signs: timestamp, message id and body.
                 let signer = Signer::new(&SignatureConfig {

@@ -13,6 +13,10 @@
 //! - the `mqtt` connectors of the stage's contract are enabled on the test
 //!   broker (`WASTEHUB_TEST_MQTT`) under their own client id and topic
 //!   prefix; every other `mqtt` connector is disabled.
+//! - the `letters` connectors (the province hubs) are enabled with fresh
+//!   keys ([`Simulators::letter_keys`]); one the examples need no simulator
+//!   for gets keys of its own and an address nothing listens on (nothing
+//!   is routed to it).
 //!
 //! A connector belongs to the contract `contracts/<name>/`, or, for a
 //! partner with several connectors (a department's registry and its
@@ -28,10 +32,12 @@ use wastehub::config::{ConnectorConfig, ConnectorKind};
 use wastehub::connectors::http_json::HttpJsonConnector;
 use wastehub::connectors::{DeliveryError, Receipt};
 use wastehub::ingest::auth::generate_key;
+use wastehub::letters::Algorithm;
+use wastehub::letters::keys::{PartnerKeys, pem_encode};
 
 use super::mqtt::Broker;
 use super::poll::{self, PageServer};
-use super::simulators::Simulators;
+use super::simulators::{LetterPair, Simulators};
 use crate::support::exchange::{Channel, Example};
 use crate::support::{HubSpec, TestApp, repo};
 
@@ -158,6 +164,9 @@ impl Stage {
                     let server = poll_at_page_server(&name, &mut table, &mut spec.env).await;
                     pages.insert(name.clone(), server);
                 }
+                Some("letters") => {
+                    letters_without_simulator(&name, &table, &sims, &mut spec.env);
+                }
                 Some("mqtt") => {
                     let ours = contract_of(&name).as_deref() == Some(contract);
                     match broker.as_mut().filter(|_| ours) {
@@ -175,6 +184,7 @@ impl Stage {
             spec.connectors.push((stem, toml::to_string(&table).expect("serialise")));
         }
         let app = TestApp::spawn(spec).await;
+        sims.set_hub(&app.base);
         keys.extend(register_parks(&app).await);
         Self {
             app,
@@ -200,8 +210,9 @@ impl Stage {
 
     /// The contract's connector the hub sends to.
     pub fn destination(&self) -> Result<&ConnectorConfig, String> {
+        let played = self.sims.plays(&self.contract);
         self.ours()
-            .find(|c| c.outbound.is_some())
+            .find(|c| c.outbound.is_some() && played.is_none_or(|p| p == c.name))
             .ok_or_else(|| format!("no shipped connector of contract {} has [outbound]", self.contract))
     }
 
@@ -330,8 +341,18 @@ impl Stage {
         }
     }
 
-    /// What connector `c`'s ack rules make of an answer.
-    pub fn assess(&self, c: &ConnectorConfig, status: u16, body: &str) -> Result<Result<Receipt, DeliveryError>, String> {
+    /// What connector `c`'s ack rules make of an answer to `sent` (the
+    /// request body: a `letters` connector checks that the receipt names it).
+    pub fn assess(&self, c: &ConnectorConfig, status: u16, body: &str, sent: &[u8]) -> Result<Result<Receipt, DeliveryError>, String> {
+        if c.kind == ConnectorKind::Letters {
+            let keys = self
+                .sims
+                .letter_keys(&c.name)
+                .ok_or_else(|| format!("no simulator plays letters connector {}", c.name))?;
+            let letter: Value = serde_json::from_slice(sent).map_err(|e| format!("the letter sent is not JSON: {e}"))?;
+            let partner = PartnerKeys::new(vec![keys.partner().public().clone()]).map_err(|e| e.to_string())?;
+            return Ok(wastehub::connectors::letters::assess(&c.name, status, None, body, &letter, &partner).0);
+        }
         let out = c
             .outbound
             .as_ref()
@@ -350,6 +371,18 @@ impl Stage {
             .app
             .op_get(&format!("/api/v1/messages?source={source}&type={ty}&limit=500"))
             .await;
+        assert_eq!(status, 200, "{page}");
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Ids of the messages of type `ty` from any source (newest first).
+    pub async fn messages_of_type(&self, ty: &str) -> Vec<String> {
+        let (status, page) = self.app.op_get(&format!("/api/v1/messages?type={ty}&limit=500")).await;
         assert_eq!(status, 200, "{page}");
         page["items"]
             .as_array()
@@ -403,6 +436,36 @@ async fn poll_at_page_server(name: &str, table: &mut toml::Table, env: &mut BTre
     p.insert("url".into(), toml::Value::String(server.url(&target)));
     p.insert("interval".into(), toml::Value::String(poll::INTERVAL.into()));
     server
+}
+
+/// Gives `letters` connector `name` that no simulator plays its key files
+/// (fresh, in the simulators' key folder, under the names its file gives)
+/// and an address nothing listens on.
+fn letters_without_simulator(name: &str, table: &toml::Table, sims: &Simulators, env: &mut BTreeMap<String, String>) {
+    if sims.letter_keys(name).is_some() {
+        return;
+    }
+    let file_of = |v: Option<&toml::Value>| {
+        v.and_then(|v| v.as_str())
+            .and_then(|p| p.rsplit('/').next())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("connectors: {name}'s [letters] names no key file"))
+    };
+    let letters = table.get("letters");
+    let own = file_of(letters.and_then(|l| l.get("signing_key")));
+    let partner = file_of(letters.and_then(|l| l.get("public_keys")).and_then(|k| k.get(0)));
+    let keys = LetterPair::generate(Algorithm::Sm2Sm3);
+    std::fs::write(sims.letters_dir().join(own), pem_encode("PRIVATE KEY", keys.hub_der())).expect("write key");
+    std::fs::write(sims.letters_dir().join(partner), keys.partner().public().to_pem()).expect("write public key");
+    let url = table
+        .get("outbound")
+        .and_then(|o| o.get("url"))
+        .and_then(|u| u.as_str())
+        .and_then(env_var);
+    if let Some(var) = url {
+        // Port 9 (discard): closed here; nothing is routed to this partner.
+        env.entry(var).or_insert_with(|| "http://127.0.0.1:9/letters".into());
+    }
 }
 
 /// Enables `mqtt` connector `name` on the test broker, with a client id and

@@ -86,6 +86,10 @@ struct Raw {
     topic: Option<String>,
     #[serde(default)]
     setup: Vec<Setup>,
+    #[serde(default)]
+    before: Vec<String>,
+    #[serde(default)]
+    answer_ignore: Vec<String>,
 }
 
 /// One example exchange, checked.
@@ -119,6 +123,12 @@ pub struct Example {
     pub topic: Option<String>,
     /// Simulator calls made before the exchange, in order.
     pub setup: Vec<Setup>,
+    /// Canonical events posted to the hub before the exchange, in order, each
+    /// as the connector that owns its source (the earlier steps of a
+    /// workflow the example's message needs).
+    pub before: Vec<PathBuf>,
+    /// JSON Pointers in `answer` whose values are assigned per run.
+    pub answer_ignore: Vec<String>,
 }
 
 impl Example {
@@ -170,6 +180,7 @@ pub fn parse(file: &Path, partner: &str) -> Result<Example, Vec<String>> {
     let canonical = named("canonical", &raw.canonical);
     let wire = named("wire", &Some(raw.wire.clone()));
     let answer = named("answer", &raw.answer);
+    let before: Vec<PathBuf> = raw.before.iter().filter_map(|b| named("before", &Some(b.clone()))).collect();
     if raw.description.trim().is_empty() {
         bad("description must say what the exchange shows".into());
     }
@@ -200,10 +211,16 @@ pub fn parse(file: &Path, partner: &str) -> Result<Example, Vec<String>> {
             }
         }
     }
-    for p in &raw.ignore {
+    for p in raw.ignore.iter().chain(&raw.answer_ignore) {
         if !p.starts_with('/') {
             bad(format!("ignore entry {p:?} must be a path starting with '/'"));
         }
+    }
+    if !raw.answer_ignore.is_empty() && raw.answer.is_none() {
+        bad("answer_ignore names paths in the answer: give answer".into());
+    }
+    if !raw.before.is_empty() && raw.direction == Direction::ToPartner && raw.canonical.is_none() {
+        bad("before is for exchanges through the hub (a canonical event), not answer-only ones".into());
     }
     if raw.topic.is_some() && raw.channel != Some(Channel::Mqtt) {
         bad("topic is for channel = \"mqtt\" exchanges".into());
@@ -247,6 +264,8 @@ pub fn parse(file: &Path, partner: &str) -> Result<Example, Vec<String>> {
         ignore: raw.ignore,
         topic: raw.topic,
         setup: raw.setup,
+        before,
+        answer_ignore: raw.answer_ignore,
     })
 }
 
