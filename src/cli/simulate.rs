@@ -72,17 +72,22 @@ pub struct SimulateArgs {
     pub signing_secret: String,
     /// qinqing: the platform's API key at the hub (its SHA-256 is the
     /// connector's `QINQING_KEY_SHA256`); without it no reply can be posted.
+    #[arg(long, env = "QINQING_HUB_KEY", default_value = "", hide_env_values = true)]
+    pub hub_key: String,
+    /// province: the PEM file of the province hub's private signing key
+    /// (`wastehub letter keygen`).
+    #[arg(long)]
+    pub signing_key: Option<std::path::PathBuf>,
     /// province: a PEM file with one of the Fujian hub's public keys
     /// (repeatable, for a key rotation).
-    #[arg(long, env = "QINQING_HUB_KEY", hide_env_values = true)]
-    pub hub_key: Vec<String>,
+    #[arg(long)]
+    pub hub_public_key: Vec<std::path::PathBuf>,
     /// park-xiamen-haicang, qinqing and province: the hub's base URL (where
     /// records, replies and letters are posted).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub hub: String,
     /// park-xiamen-haicang: the park's API key (made by `wastehub keygen`;
-    /// its digest goes into PARK_XM_HAICANG_KEY_SHA256). province: the PEM
-    /// file of the province hub's private signing key (`wastehub letter keygen`).
+    /// its digest goes into PARK_XM_HAICANG_KEY_SHA256).
     #[arg(long, env = "PARK_XM_HAICANG_KEY", hide_env_values = true)]
     pub key: Option<String>,
     /// province: the 2-digit code of the province played (36 Jiangxi, 44
@@ -258,10 +263,7 @@ async fn provincial(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Res
 }
 
 async fn qinqing(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result<()> {
-    if args.hub_key.len() > 1 {
-        anyhow::bail!("qinqing takes one --hub-key (the platform's API key at the hub)");
-    }
-    let hub_key = args.hub_key.first().cloned().unwrap_or_default();
+    let hub_key = args.hub_key.clone();
     if args.signing_secret.len() < 16 {
         anyhow::bail!("--signing-secret must be at least 16 characters, as the hub's signature.secret");
     }
@@ -301,11 +303,7 @@ async fn qinqing(args: &SimulateArgs, stop: CancellationToken) -> anyhow::Result
 /// A file given on the command line, refused when the value came from an
 /// environment variable meant for another simulator (it holds a secret,
 /// not a path, and must not be printed in an error).
-fn read_pem_arg(flag: &str, value: &str, env_var: &str) -> anyhow::Result<String> {
-    if std::env::var(env_var).is_ok_and(|v| v == value) {
-        anyhow::bail!("province: give {flag} <PEM file> on the command line ({env_var} is not a key file)");
-    }
-    let path = std::path::Path::new(value);
+fn read_pem_arg(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
     let meta = std::fs::metadata(path).with_context(|| format!("{flag}: reading {}", path.display()))?;
     if meta.len() > crate::letters::keys::MAX_PEM_BYTES as u64 {
         anyhow::bail!(
@@ -328,16 +326,19 @@ async fn province_hub(args: &SimulateArgs, stop: CancellationToken) -> anyhow::R
         .code
         .clone()
         .context("province: --code is required (e.g. 36 Jiangxi, 44 Guangdong, 33 Zhejiang)")?;
-    let key_file = args.key.as_deref().context("province: --key <private key PEM file> is required")?;
-    let key = PrivateKey::from_pem(&read_pem_arg("--key", key_file, "PARK_XM_HAICANG_KEY")?).context("--key")?;
-    if args.hub_key.is_empty() {
-        anyhow::bail!("province: --hub-key <Fujian hub public key PEM file> is required (repeatable)");
+    let key_file = args
+        .signing_key
+        .as_deref()
+        .context("province: --signing-key <private key PEM file> is required")?;
+    let key = PrivateKey::from_pem(&read_pem_arg("--signing-key", key_file)?).context("--signing-key")?;
+    if args.hub_public_key.is_empty() {
+        anyhow::bail!("province: --hub-public-key <Fujian hub public key PEM file> is required (repeatable)");
     }
     let mut hub_keys = PartnerKeys::default();
-    for file in &args.hub_key {
-        let public =
-            PublicKey::from_pem(&read_pem_arg("--hub-key", file, "QINQING_HUB_KEY")?).with_context(|| format!("--hub-key {file}"))?;
-        hub_keys.add(public).context("--hub-key")?;
+    for file in &args.hub_public_key {
+        let public = PublicKey::from_pem(&read_pem_arg("--hub-public-key", file)?)
+            .with_context(|| format!("--hub-public-key {}", file.display()))?;
+        hub_keys.add(public).context("--hub-public-key")?;
     }
     let mut cfg = ProvinceConfig::new(&code, key, hub_keys);
     cfg.hub_url = Some(args.hub.clone());
