@@ -182,15 +182,11 @@ async fn receive(app: &AppState, body: &[u8]) -> Result<Response, Response> {
     if let Some(row) = stored {
         // The same letter again: the same receipt. Another letter reusing the
         // id is refused: an id names one letter.
+        // Only accepted letters are stored (refusals go to the audit log).
         if serde_json::from_str::<Value>(&row.letter).ok().as_ref() == Some(&letter)
             && let Some(r) = row.receipt
         {
-            let status = if row.verdict == "accepted" {
-                StatusCode::OK
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            return Ok(receipt_response(status, &r));
+            return Ok(receipt_response(StatusCode::OK, &r));
         }
         return Err(refuse(
             app,
