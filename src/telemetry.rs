@@ -64,6 +64,15 @@ pub const POLL_LEADER: &str = "wastehub_poll_leader";
 /// (reached the last page): label `connector`.
 pub const POLL_LAST_SUCCESS: &str = "wastehub_poll_last_success_timestamp_seconds";
 
+/// Negotiation letters and deadline steps applied to their records: labels
+/// `kind` (the letter's type, or `deadline`) and `outcome` (`applied`,
+/// `parked`, `duplicate`, `refused`).
+pub const XP_STEPS_TOTAL: &str = "wastehub_xp_steps_total";
+/// Letters from other provinces at `/api/v1/xp/letters`: label `outcome`
+/// (`accepted`, a repeat included; `refused`; `unknown_sender`; `malformed`;
+/// `unavailable`).
+pub const XP_LETTERS_IN_TOTAL: &str = "wastehub_xp_letters_in_total";
+
 /// Label: the connector a receiver belongs to.
 pub const LABEL_CONNECTOR: &str = "connector";
 /// Label: the destination connector.

@@ -117,9 +117,18 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn receive_letter(State(app): State<AppState>, body: Bytes) -> Response {
-    match receive(&app, &body).await {
+    let r = match receive(&app, &body).await {
         Ok(r) | Err(r) => r,
-    }
+    };
+    let outcome = match r.status().as_u16() {
+        200 => "accepted",
+        401 | 422 => "refused",
+        403 => "unknown_sender",
+        400 | 413 => "malformed",
+        _ => "unavailable",
+    };
+    metrics::counter!(crate::telemetry::XP_LETTERS_IN_TOTAL, crate::telemetry::LABEL_OUTCOME => outcome).increment(1);
+    r
 }
 
 fn receipt_response(status: StatusCode, receipt: &str) -> Response {

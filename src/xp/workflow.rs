@@ -327,6 +327,9 @@ pub async fn step(
 
 fn log(application_no: &str, rows: &[HistoryRow]) {
     for r in rows {
+        metrics::counter!(crate::telemetry::XP_STEPS_TOTAL,
+            crate::telemetry::LABEL_KIND => r.r#type.clone(), crate::telemetry::LABEL_OUTCOME => r.outcome.clone())
+        .increment(1);
         if r.outcome == "refused" {
             tracing::warn!(application_no, r#type = %r.r#type, reason = %r.note, "A negotiation letter was refused.");
         } else {

@@ -615,6 +615,26 @@ async fn forged_unsigned_and_repeated_letters_change_nothing() {
         .collect();
     assert_eq!(replies.len(), 1, "applied once: {replies:?}");
     assert_eq!(w.inbox("xp-reply", app_no).len(), 1, "forwarded once");
+
+    // Operators see letters and steps in the metrics.
+    let metrics = w
+        .app
+        .client
+        .get(format!("{}/metrics", w.app.base))
+        .bearer_auth(&w.app.operator)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "wastehub_xp_letters_in_total{outcome=\"refused\"}",
+        "wastehub_xp_letters_in_total{outcome=\"unknown_sender\"}",
+        "wastehub_xp_steps_total{kind=\"xp-reply\",outcome=\"applied\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} in the metrics");
+    }
 }
 
 async fn audit_rows(database: &str, action: &str) -> i64 {
