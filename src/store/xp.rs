@@ -165,7 +165,7 @@ impl Store {
         Ok(on_read!(self, |p| {
             sqlx::query_as::<_, NegotiationRow>(self.sql(
                 "SELECT application_no, state, doc, version, created_at, updated_at FROM xp_negotiations \
-                 WHERE state IN ('RECEIVED', 'ACCEPTED', 'CONSULTING', 'REPLIED') AND application_no > $1 \
+                 WHERE state IN ('RECEIVED', 'ACCEPTED', 'CONSULTING', 'REPLIED', 'CONSULTED') AND application_no > $1 \
                  ORDER BY application_no LIMIT $2",
             ))
             .bind(after)

@@ -1,5 +1,7 @@
 //! `POST /api/v1/xp/letters`: where other provinces' hubs deliver signed
-//! letters (replies to consultations, whitelist entries). The signature is
+//! letters: replies to this province's consultations, their own
+//! consultations and decisions when waste comes into this province, and
+//! whitelist entries. The signature is
 //! the authentication: the sender is found by the letter's `source` among
 //! the `letters` connectors, and the letter must verify against that
 //! province's registered keys. The hub stores it durably (the letter
@@ -48,7 +50,7 @@ use crate::store::{InsertOutcome, NewMessage};
 pub const RECEIVED_AT_ATTRIBUTE: &str = "xpreceivedat";
 
 /// The types another province may send.
-const TAKEN: &[&str] = &["xp-reply", "whitelist-entry"];
+const TAKEN: &[&str] = &["xp-consultation", "xp-reply", "xp-decision", "whitelist-entry"];
 
 /// One province hub the hub exchanges letters with.
 #[derive(Clone, Debug)]
@@ -213,7 +215,7 @@ async fn receive(app: &AppState, body: &[u8]) -> Result<Response, Response> {
             &p,
             &letter,
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("this hub takes {} from other provinces, not {ty:?}", TAKEN.join(" and ")),
+            format!("this hub takes {} from other provinces, not {ty:?}", TAKEN.join(", ")),
         )
         .await);
     }

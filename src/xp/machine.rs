@@ -13,7 +13,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::model::{Basis, DeadlineKind, DecisionRef, LetterRef, Negotiation, Parked, ReplyRef, State};
+use super::model::{Basis, DeadlineKind, DecisionRef, LetterRef, Negotiation, Parked, ReplyRef, Role, State};
 use super::rules::{beijing_date, date, deadline, meet, micro_tonnes, tonnes, total, validity_cap};
 use super::whitelist::{self, Candidate};
 use crate::reference::calendar::WorkCalendar;
@@ -53,11 +53,11 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn today(&self) -> NaiveDate {
+    pub(super) fn today(&self) -> NaiveDate {
         beijing_date(self.now).unwrap_or_default()
     }
 
-    fn department(&self) -> String {
+    pub(super) fn department(&self) -> String {
         format!("{}0000", self.own_province)
     }
 }
@@ -105,15 +105,15 @@ pub enum Outcome {
     },
 }
 
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn refused(reason: impl Into<String>) -> Outcome {
+pub(super) fn refused(reason: impl Into<String>) -> Outcome {
     Outcome::Refused { reason: reason.into() }
 }
 
-fn applied(note: impl Into<String>, emits: Vec<Emit>) -> Outcome {
+pub(super) fn applied(note: impl Into<String>, emits: Vec<Emit>) -> Outcome {
     Outcome::Applied { note: note.into(), emits }
 }
 
@@ -125,6 +125,16 @@ pub fn apply(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
             "the letter is for application {:?}, not {:?}",
             s(&input.data, "/application_no"),
             n.application_no
+        ));
+    }
+    if n.role == Role::Receiving
+        && input.sender_province.is_none()
+        && matches!(input.r#type.as_str(), "xp-request" | "xp-acceptance" | "xp-consultation")
+    {
+        return refused(format!(
+            "application {} is province {}'s: this province is consulted on it and replies",
+            n.application_no,
+            n.sending_province.as_deref().unwrap_or("?")
         ));
     }
     match input.r#type.as_str() {
@@ -435,8 +445,8 @@ pub fn deem_accepted(n: &mut Negotiation, ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn consultation(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
-    if let Err(o) = from_department(input) {
-        return o;
+    if let Some(p) = input.sender_province.clone() {
+        return super::receiving::consultation(n, input, ctx, &p);
     }
     let d = &input.data;
     let letter_no = s(d, "/letter_no");
@@ -494,6 +504,9 @@ fn consultation(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn reply(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
+    if input.sender_province.is_none() && n.role == Role::Receiving {
+        return super::receiving::reply(n, input, ctx);
+    }
     let d = &input.data;
     let from = s(d, "/from_province");
     match &input.sender_province {
@@ -582,8 +595,11 @@ fn reply(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn decision(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
-    if let Err(o) = from_department(input) {
-        return o;
+    if let Some(p) = input.sender_province.clone() {
+        return super::receiving::decision(n, input, ctx, &p);
+    }
+    if n.role == Role::Receiving {
+        return refused("the sending province decides; this province's department replies");
     }
     let d = &input.data;
     let decision_no = s(d, "/decision_no");

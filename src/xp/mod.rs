@@ -5,7 +5,8 @@
 //! provinces signed and answered with signed receipts (`crate::letters`).
 //!
 //! - [`model`]: the record, its states and deadlines;
-//! - [`machine`]: the state machine, pure;
+//! - [`machine`]: the state machine, pure; [`receiving`]: its receiving
+//!   side, when another province consults this one;
 //! - [`rules`]: quantities, dates, due dates and validity caps, pure;
 //! - [`whitelist`]: which entry covers a request, pure;
 //! - [`workflow`]: the built-in destination [`WORKFLOW_DESTINATION`] that
@@ -28,6 +29,7 @@ pub mod inbound;
 pub mod machine;
 pub mod model;
 pub mod provinces;
+pub mod receiving;
 pub mod rules;
 pub mod whitelist;
 pub mod workflow;

@@ -32,6 +32,12 @@ pub enum State {
     Decided,
     /// Not approved: the receiving province disagreed.
     Refused,
+    /// This province is consulted by the sending province: its reply is
+    /// due within 10 working days (receiving side).
+    Consulted,
+    /// This province replied in agreement; the sending province decides
+    /// (receiving side).
+    Answered,
 }
 
 impl State {
@@ -46,6 +52,8 @@ impl State {
             Self::Replied => "REPLIED",
             Self::Decided => "DECIDED",
             Self::Refused => "REFUSED",
+            Self::Consulted => "CONSULTED",
+            Self::Answered => "ANSWERED",
         }
     }
 
@@ -53,6 +61,18 @@ impl State {
     pub fn is_final(self) -> bool {
         matches!(self, Self::Decided | Self::Refused)
     }
+}
+
+/// Which side of the transfer this province is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// The waste leaves this province: its department decides.
+    #[default]
+    Sending,
+    /// The waste comes into this province: its department is consulted
+    /// and replies.
+    Receiving,
 }
 
 /// The legal deadlines of the process (Order No. 23 Art. 23-26).
@@ -223,6 +243,9 @@ pub struct Parked {
 pub struct Negotiation {
     /// The application number.
     pub application_no: String,
+    /// Which side this province is on.
+    #[serde(default)]
+    pub role: Role,
     /// Where it is.
     pub state: State,
     /// The latest request's `data` (absent while awaiting it).
@@ -232,6 +255,9 @@ pub struct Negotiation {
     /// The receiving province (2 digits).
     #[serde(default)]
     pub receiver_province: Option<String>,
+    /// The sending province, on the receiving side (2 digits).
+    #[serde(default)]
+    pub sending_province: Option<String>,
     /// When the latest request was received (RFC 3339).
     #[serde(default)]
     pub received_at: Option<String>,
@@ -266,9 +292,11 @@ impl Negotiation {
     pub fn new(application_no: &str) -> Self {
         Self {
             application_no: application_no.to_string(),
+            role: Role::Sending,
             state: State::AwaitingRequest,
             request: None,
             receiver_province: None,
+            sending_province: None,
             received_at: None,
             accepted_at: None,
             deemed_accepted: false,

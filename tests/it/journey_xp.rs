@@ -750,3 +750,69 @@ async fn a_letter_delivered_to_the_workflow_again_is_applied_once_and_sent_once(
         .count();
     assert_eq!(consultations, 1);
 }
+
+#[tokio::test]
+async fn consulted_by_jiangxi_the_department_replies_through_the_hub_and_jiangxi_decides() {
+    let w = World::start("").await;
+    let app_no = "KSZY-360121-2026-0044";
+    let now = rfc3339(beijing_now());
+    let consultation = json!({"type": "xp-consultation", "id": "con-360121-0044", "subject": format!("xp:{app_no}"),
+        "data": {"letter_no": "赣环固商〔2026〕9号", "application_no": app_no, "from_province": "36", "to_province": "35",
+                 "preliminary_opinion": "经初审，拟同意该批冶炼废渣转入福建利用，特此商请。", "sent_at": now}});
+    let sent = w.jiangxi.sim.send_letter(consultation, false).await.expect("send");
+    assert_eq!(sent.status, 200, "{sent:?}");
+    assert!(sent.receipt_verified);
+    let v = w.wait_state(app_no, "CONSULTED").await;
+    let n = &v["negotiation"];
+    assert_eq!(n["role"], "RECEIVING");
+    let due = calendar().add_working_days_provisional(beijing_now().date_naive(), 10).0;
+    assert_eq!(n["deadlines"][0]["due"], json!(due.to_string()));
+    assert_eq!(n["deadlines"][0]["responsible"], "350000");
+    assert!(eventually(WITHIN, || async { w.inbox("xp-consultation", app_no).len() == 1 }).await);
+
+    // The department replies; the hub signs it for Jiangxi.
+    w.department(
+        "xp-reply",
+        "reply-0044",
+        json!({"letter_no": "闽环固函〔2026〕7号", "reply_to": "赣环固商〔2026〕9号", "application_no": app_no,
+               "from_province": "35", "to_province": "36", "decision": "AGREE",
+               "conditions": "接受人应如实记录接收量。", "replied_at": rfc3339(beijing_now())}),
+    )
+    .await;
+    w.wait_state(app_no, "ANSWERED").await;
+    assert!(
+        eventually(WITHIN, || async {
+            w.jiangxi
+                .sim
+                .letters()
+                .iter()
+                .any(|l| l.letter["type"] == "xp-reply" && l.letter["sigalg"] == "sm2-sm3")
+        })
+        .await
+    );
+
+    // Jiangxi decides and tells Fujian.
+    let today = beijing_now().date_naive();
+    let decision = json!({"type": "xp-decision", "id": "dec-360121-0044", "subject": format!("xp:{app_no}"),
+        "data": {"decision_no": "赣环固转〔2026〕0031号", "application_no": app_no, "basis": "CONSULTATION",
+                 "reply_letter_no": "闽环固函〔2026〕7号",
+                 "consignor": {"usci": "91360121MA35GH2W54", "name": "南昌恒泰再生铅业有限公司", "site_id": "S360121-0001"},
+                 "receiver": {"usci": "91350802MA2J9GFW8L", "name": "龙岩紫荆有色金属资源综合利用有限公司", "province": "35",
+                              "licence_no": "闽危废经字〔2024〕第0802-03号"},
+                 "lines": [{"waste_code": "321-024-48", "category": "HW48", "name": "冶炼废渣", "quantity_t": "500", "method_code": "R4"}],
+                 "valid_from": today.to_string(), "valid_to": (today + Days::days(90)).to_string(),
+                 "decided_at": rfc3339(beijing_now()),
+                 "notified_parties": [{"kind": "RECEIVING_ENVIRONMENT_DEPT", "name": "福建省生态环境厅", "province": "35"}]}});
+    let sent = w.jiangxi.sim.send_letter(decision, false).await.expect("send");
+    assert_eq!(sent.status, 200, "{sent:?}");
+    let v = w.wait_state(app_no, "DECIDED").await;
+    assert_eq!(v["negotiation"]["decision"]["issued_by"], "province 36");
+    assert!(eventually(WITHIN, || async { w.inbox("xp-decision", app_no).len() == 1 }).await);
+    // Three letters with receipts: consultation in, reply out, decision in.
+    assert!(
+        eventually(WITHIN, || async {
+            w.record(app_no).await["letters"].as_array().map_or(0, Vec::len) == 3
+        })
+        .await
+    );
+}

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::reference::calendar::{CALENDAR_FILE, WorkCalendar};
+use crate::xp::model::Role;
 
 const APP: &str = "KSZY-350181-2026-0012";
 
@@ -495,4 +496,157 @@ fn requests_that_cannot_be_negotiated_are_refused_with_the_reason() {
         assert!(matches!(&o, Outcome::Refused { reason } if reason.contains(why)), "{why}: {o:?}");
         assert_eq!(n.state, State::AwaitingRequest);
     }
+}
+
+fn inbound_consultation(letter_no: &str) -> Value {
+    json!({"letter_no": letter_no, "application_no": "KSZY-360121-2026-0044", "from_province": "36", "to_province": "35",
+           "preliminary_opinion": "经初审，拟同意转入福建。", "sent_at": "2026-03-02T09:00:00+08:00"})
+}
+
+fn fujian_reply(decision: &str) -> Value {
+    let mut r = json!({"letter_no": "闽环固函〔2026〕7号", "reply_to": "赣环固商〔2026〕9号", "application_no": "KSZY-360121-2026-0044",
+           "from_province": "35", "to_province": "36", "decision": decision, "replied_at": "2026-03-09T10:00:00+08:00"});
+    if decision == "DISAGREE" {
+        r["reasons"] = json!("接收单位处置能力不足。");
+    }
+    r
+}
+
+fn inbound_decision(basis: &str) -> Value {
+    let mut d = json!({"decision_no": "赣环固转〔2026〕0031号", "application_no": "KSZY-360121-2026-0044", "basis": basis,
+           "consignor": {"usci": "91360121MA35GH2W54", "name": "南昌某公司", "site_id": "S360121-0001"},
+           "receiver": {"usci": "91350802MA2J9GFW8L", "name": "龙岩紫荆有色金属资源综合利用有限公司", "province": "35", "licence_no": "闽危废经字〔2024〕第0802-03号"},
+           "lines": [{"waste_code": "321-024-48", "category": "HW48", "name": "冶炼废渣", "quantity_t": "500", "method_code": "R4"}],
+           "valid_from": "2026-03-20", "valid_to": "2026-12-31", "decided_at": "2026-03-16T10:00:00+08:00",
+           "notified_parties": [{"kind": "RECEIVING_ENVIRONMENT_DEPT", "name": "福建省生态环境厅", "province": "35"}]});
+    if basis == "CONSULTATION" {
+        d["reply_letter_no"] = json!("闽环固函〔2026〕7号");
+    } else {
+        d["whitelist_id"] = json!("GM-2026-017");
+    }
+    d
+}
+
+#[test]
+fn consulted_by_another_province_this_province_replies_within_ten_working_days() {
+    let cal = calendar();
+    let app = "KSZY-360121-2026-0044";
+    let mut n = Negotiation::new(app);
+    let now = "2026-03-02T09:00:05+08:00";
+    let c = ctx(&cal, &[], now);
+    let letter = from_province(
+        input("m1", "xp-consultation", inbound_consultation("赣环固商〔2026〕9号"), now),
+        "36",
+    );
+    let o = apply(&mut n, &letter, &c);
+    assert_eq!(emits(&o).len(), 1, "the department is told: {o:?}");
+    assert_eq!((n.role, n.state), (Role::Receiving, State::Consulted));
+    // Mon 2 March 2026 + 10 working days: Mon 16 March; Fujian must act.
+    assert_eq!(
+        n.running().map(|x| (x.kind, x.due, x.responsible.clone())),
+        Some((DeadlineKind::Reply, d("2026-03-16"), "350000".to_string()))
+    );
+    // The department may not treat it as its own application.
+    let o = apply(
+        &mut n,
+        &input("m2", "xp-acceptance", json!({"application_no": app, "outcome": "ACCEPTED"}), now),
+        &c,
+    );
+    assert!(matches!(o, Outcome::Refused { .. }), "{o:?}");
+    // The department's reply goes back, signed by the letters connector.
+    let later = "2026-03-09T10:00:00+08:00";
+    let o = apply(
+        &mut n,
+        &input("m3", "xp-reply", fujian_reply("AGREE"), later),
+        &ctx(&cal, &[], later),
+    );
+    let sent = emits(&o);
+    assert_eq!((sent.len(), sent[0].sender.as_str()), (1, "provincial"), "{o:?}");
+    assert_eq!(n.state, State::Answered);
+    assert_eq!(n.deadlines[0].late_by, 0);
+    // The same reply again is a duplicate.
+    let o = apply(
+        &mut n,
+        &input("m4", "xp-reply", fujian_reply("AGREE"), later),
+        &ctx(&cal, &[], later),
+    );
+    assert!(matches!(o, Outcome::Duplicate { .. }), "{o:?}");
+    // Jiangxi decides.
+    let o = apply(
+        &mut n,
+        &from_province(input("m5", "xp-decision", inbound_decision("CONSULTATION"), later), "36"),
+        &ctx(&cal, &[], later),
+    );
+    assert!(is_applied(&o), "{o:?}");
+    assert_eq!(n.state, State::Decided);
+    assert_eq!(n.decision.as_ref().map(|x| x.issued_by.as_str()), Some("province 36"));
+}
+
+#[test]
+fn after_this_province_disagrees_the_sending_province_cannot_decide() {
+    let cal = calendar();
+    let now = "2026-03-02T09:00:05+08:00";
+    let c = ctx(&cal, &[], now);
+    let mut n = Negotiation::new("KSZY-360121-2026-0044");
+    apply(
+        &mut n,
+        &from_province(
+            input("m1", "xp-consultation", inbound_consultation("赣环固商〔2026〕9号"), now),
+            "36",
+        ),
+        &c,
+    );
+    apply(&mut n, &input("m2", "xp-reply", fujian_reply("DISAGREE"), now), &c);
+    assert_eq!(n.state, State::Refused);
+    let o = apply(
+        &mut n,
+        &from_province(input("m3", "xp-decision", inbound_decision("CONSULTATION"), now), "36"),
+        &c,
+    );
+    assert!(matches!(&o, Outcome::Refused { reason } if reason.contains("disagreed")), "{o:?}");
+}
+
+#[test]
+fn a_province_cannot_consult_on_this_provinces_own_application_nor_reply_for_another() {
+    let cal = calendar();
+    let now = "2026-01-24T09:00:00+08:00";
+    let mut n = at_consulting(&cal);
+    let mut letter = inbound_consultation("赣环固商〔2026〕9号");
+    letter["application_no"] = json!(APP);
+    let o = apply(
+        &mut n,
+        &from_province(input("x1", "xp-consultation", letter, now), "36"),
+        &ctx(&cal, &[], now),
+    );
+    assert!(
+        matches!(&o, Outcome::Refused { reason } if reason.contains("this province's own")),
+        "{o:?}"
+    );
+    // Guangdong cannot pass off a consultation as Jiangxi's.
+    let mut fresh = Negotiation::new("KSZY-360121-2026-0044");
+    let o = apply(
+        &mut fresh,
+        &from_province(
+            input("x2", "xp-consultation", inbound_consultation("赣环固商〔2026〕9号"), now),
+            "44",
+        ),
+        &ctx(&cal, &[], now),
+    );
+    assert!(matches!(o, Outcome::Refused { .. }), "{o:?}");
+    assert_eq!(fresh.state, State::AwaitingRequest);
+}
+
+#[test]
+fn a_whitelist_decision_from_the_sending_province_is_recorded_without_consultation() {
+    let cal = calendar();
+    let now = "2026-03-16T10:00:05+08:00";
+    let mut n = Negotiation::new("KSZY-360121-2026-0044");
+    let o = apply(
+        &mut n,
+        &from_province(input("m1", "xp-decision", inbound_decision("WHITELIST"), now), "36"),
+        &ctx(&cal, &[], now),
+    );
+    assert!(is_applied(&o), "{o:?}");
+    assert_eq!((n.role, n.state), (Role::Receiving, State::Decided));
+    assert_eq!(n.decision.as_ref().map(|x| x.basis), Some(Basis::Whitelist));
 }
