@@ -262,7 +262,7 @@ pub async fn run(loaded: Loaded, listener: TcpListener, shutdown: CancellationTo
         workflow_app.clone(),
         crate::xp::workflow::Senders::new(&loaded.connectors, &cfg.xp.departments),
     );
-    let xp_provinces = crate::xp::inbound::Provinces::new(&loaded.connectors)?;
+    let xp_provinces = crate::xp::inbound::Provinces::new(&loaded.connectors, cfg.xp.letters_per_second)?;
     let (engine, wakers) = Engine::start(
         store.clone(),
         &loaded.connectors,

@@ -197,6 +197,10 @@ pub struct XpConfig {
     pub check_interval: HumanDuration,
     /// The largest letter taken at `/api/v1/xp/letters`.
     pub max_letter: ByteSize,
+    /// Letters taken per second from one province at `/api/v1/xp/letters`
+    /// (twice as many in a burst); more are answered 429 before their
+    /// signature is checked.
+    pub letters_per_second: u32,
     /// Maximum delivery retries of the workflow (its schedule).
     pub retry_schedule: RetrySchedule,
 }

@@ -20,12 +20,14 @@
 //! Every refusal after the sender is known is written to the audit log.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -53,7 +55,7 @@ pub const RECEIVED_AT_ATTRIBUTE: &str = "xpreceivedat";
 const TAKEN: &[&str] = &["xp-consultation", "xp-reply", "xp-decision", "whitelist-entry"];
 
 /// One province hub the hub exchanges letters with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Province {
     /// The `letters` connector.
     pub connector: String,
@@ -61,6 +63,17 @@ pub struct Province {
     pub province: String,
     /// The keys.
     pub keys: LetterKeys,
+    /// Letters taken from it per second (`[xp] letters_per_second`).
+    limiter: Arc<DefaultDirectRateLimiter>,
+}
+
+impl std::fmt::Debug for Province {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Province")
+            .field("connector", &self.connector)
+            .field("province", &self.province)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The provinces, by the source their letters carry.
@@ -70,8 +83,11 @@ pub struct Provinces {
 }
 
 impl Provinces {
-    /// From the enabled `letters` connectors (their keys were read at load).
-    pub fn new(connectors: &[ConnectorConfig]) -> Result<Self, crate::connectors::BuildError> {
+    /// From the enabled `letters` connectors (their keys were read at load),
+    /// each taking `per_second` letters a second.
+    pub fn new(connectors: &[ConnectorConfig], per_second: u32) -> Result<Self, crate::connectors::BuildError> {
+        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         let mut by_source = BTreeMap::new();
         for c in connectors.iter().filter(|c| c.enabled && c.kind == ConnectorKind::Letters) {
             let Some(l) = &c.letters else { continue };
@@ -87,6 +103,7 @@ impl Provinces {
                     connector: c.name.clone(),
                     province: l.province.clone(),
                     keys,
+                    limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))),
                 },
             );
         }
@@ -113,7 +130,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "Accepted: the hub's signed receipt (a repeat gets the same one).", body = Object),
         (status = 400, body = ErrorBody), (status = 401, description = "Signature missing or invalid: a signed refused receipt.", body = Object),
-        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 422, description = "Refused for its content: a signed refused receipt.", body = Object),
         (status = 503, body = ErrorBody),
     )
@@ -127,6 +144,7 @@ async fn receive_letter(State(app): State<AppState>, body: Bytes) -> Response {
         401 | 422 => "refused",
         403 => "unknown_sender",
         400 | 413 => "malformed",
+        429 => "throttled",
         _ => "unavailable",
     };
     metrics::counter!(crate::telemetry::XP_LETTERS_IN_TOTAL, crate::telemetry::LABEL_OUTCOME => outcome).increment(1);
@@ -181,6 +199,20 @@ async fn receive(app: &AppState, body: &[u8]) -> Result<Response, Response> {
     let Some(p) = app.xp_provinces.get(&source).cloned() else {
         return Err(ApiError::forbidden("unknown_sender", format!("no province sends as source {source:?}")).into_response());
     };
+    // Before any signature is checked or refusal audited: a flood costs
+    // the hub neither.
+    if p.limiter.check().is_err() {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_letters",
+            format!(
+                "more than {} letters a second from {source}; send again shortly",
+                app.config.xp.letters_per_second
+            ),
+        );
+        e.retry_after = Some(std::time::Duration::from_secs(1));
+        return Err(e.into_response());
+    }
     if let Err(e) = verify_letter(&letter, &p.keys.partner) {
         return Err(refuse(app, &p, &letter, StatusCode::UNAUTHORIZED, e.to_string()).await);
     }

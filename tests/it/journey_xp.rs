@@ -816,3 +816,37 @@ async fn consulted_by_jiangxi_the_department_replies_through_the_hub_and_jiangxi
         .await
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_letters_from_one_province_is_answered_429_before_any_signature_is_checked() {
+    let w = World::start("[xp]\nletters_per_second = 1").await;
+    let forged = json!({"specversion": "1.0", "id": "x", "source": "urn:wastehub:province:36", "type": "xp-reply",
+        "time": rfc3339(beijing_now()), "sigalg": "sm2-sm3", "sigkeyid": "0000000000000000", "sigvalue": "AAAA", "data": {}});
+    // Twelve at once: a burst of 2 is verified (and refused), the rest wait
+    // for a token that comes once a second.
+    let posts = (0..12).map(|_| {
+        w.app
+            .client
+            .post(format!("{}/api/v1/xp/letters", w.app.base))
+            .body(forged.to_string())
+            .send()
+    });
+    let answers = futures::future::join_all(posts).await;
+    let mut statuses = Vec::new();
+    for r in answers {
+        let r = r.expect("post");
+        if r.status() == 429 {
+            assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+        }
+        statuses.push(r.status().as_u16());
+    }
+    let verified = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(verified + throttled, 12, "{statuses:?}");
+    assert!(throttled >= 8, "{statuses:?}");
+    // Only the verified ones were audited.
+    assert_eq!(
+        audit_rows(&w.app.database, "xp_letter_refused").await,
+        i64::try_from(verified).expect("small")
+    );
+}
