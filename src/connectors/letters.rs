@@ -75,7 +75,8 @@ impl LettersConnector {
 
     /// The letter for a stored canonical event.
     fn letter(body: &[u8]) -> Result<Value, DeliveryError> {
-        let mut event: Value = serde_json::from_slice(body).map_err(|_| never("body", "the message is not a JSON CloudEvent".into()))?;
+        let mut event: Value =
+            serde_json::from_slice(body).map_err(|_| DeliveryError::never("body", "the message is not a JSON CloudEvent"))?;
         if let Some(o) = event.as_object_mut() {
             o.remove("sourceid");
         }
@@ -83,7 +84,8 @@ impl LettersConnector {
     }
 
     async fn send(&self, msg: Outgoing<'_>) -> Result<Receipt, DeliveryError> {
-        let letter = letters::sign_letter(&Self::letter(msg.body)?, &self.keys.own).map_err(|e| never("sign", e.to_string()))?;
+        let letter =
+            letters::sign_letter(&Self::letter(msg.body)?, &self.keys.own).map_err(|e| DeliveryError::never("sign", e.to_string()))?;
         let text = letter.to_string();
         let s = |k: &str| letter.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let resp = self
@@ -134,13 +136,7 @@ impl LettersConnector {
     /// Keeps the letter and the receipt; a later attempt's receipt replaces
     /// an earlier one's (the partner answers a repeat with the same).
     async fn keep(&self, row: &LetterRow) -> Result<(), DeliveryError> {
-        let store_err = |e: crate::store::StoreError| DeliveryError {
-            retry: Retry::Backoff,
-            class: "store",
-            message: format!("the receipt could not be kept: {e}"),
-            http_status: None,
-            excerpt: None,
-        };
+        let store_err = |e: crate::store::StoreError| DeliveryError::backoff("store", format!("the receipt could not be kept: {e}"));
         if !self.store.xp_letter_put(row).await.map_err(store_err)? {
             self.store
                 .xp_letter_receipt(
@@ -221,16 +217,6 @@ pub fn assess(
             )),
             None,
         ),
-    }
-}
-
-fn never(class: &'static str, message: String) -> DeliveryError {
-    DeliveryError {
-        retry: Retry::Never,
-        class,
-        message,
-        http_status: None,
-        excerpt: None,
     }
 }
 

@@ -89,6 +89,29 @@ pub struct DeliveryError {
     pub excerpt: Option<String>,
 }
 
+impl DeliveryError {
+    /// A failure before or without the partner's answer: no status, no excerpt.
+    pub fn local(retry: Retry, class: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            retry,
+            class,
+            message: message.into(),
+            http_status: None,
+            excerpt: None,
+        }
+    }
+
+    /// [`Self::local`], permanent: the delivery is dead at once.
+    pub fn never(class: &'static str, message: impl Into<String>) -> Self {
+        Self::local(Retry::Never, class, message)
+    }
+
+    /// [`Self::local`], retried by the destination's schedule.
+    pub fn backoff(class: &'static str, message: impl Into<String>) -> Self {
+        Self::local(Retry::Backoff, class, message)
+    }
+}
+
 /// The sending side of a connector.
 pub trait Outbound: Send + Sync + 'static {
     /// The kind's name.

@@ -28,7 +28,7 @@ use super::async_trait_shim::BoxFuture;
 use super::client::{self, ClientSettings};
 use super::http_json::{classify_transport, judge, parse_retry_after};
 use super::signature::Signer;
-use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt, Retry};
+use super::{BuildError, DeliveryError, Outbound, Outgoing, Receipt};
 use crate::config::connector::{AckConfig, SignatureConfig};
 use crate::config::{PromptsConfig, Secret};
 use crate::prompts::CALLBACK_DESTINATION;
@@ -69,26 +69,26 @@ impl PartnerCallbacks {
     }
 
     async fn send(&self, msg: Outgoing<'_>) -> Result<Receipt, DeliveryError> {
-        let event: Value = serde_json::from_slice(msg.body).map_err(|_| never("body", "the prompt is not a JSON CloudEvent".into()))?;
+        let event: Value =
+            serde_json::from_slice(msg.body).map_err(|_| DeliveryError::never("body", "the prompt is not a JSON CloudEvent"))?;
         let data = event.get("data").unwrap_or(&Value::Null);
         let Some(id) = crate::prompts::route::partner_recipient(data) else {
-            return Err(never("recipient", "the prompt names no single registered partner".into()));
+            return Err(DeliveryError::never("recipient", "the prompt names no single registered partner"));
         };
-        let row = self.store.partner(id).await.map_err(|e| DeliveryError {
-            retry: Retry::Backoff,
-            class: "registry",
-            message: format!("the partner registry could not be read: {e}"),
-            http_status: None,
-            excerpt: None,
-        })?;
+        let row = self
+            .store
+            .partner(id)
+            .await
+            .map_err(|e| DeliveryError::backoff("registry", format!("the partner registry could not be read: {e}")))?;
         let Some(row) = row else {
-            return Err(never("recipient", format!("partner {id} is not registered")));
+            return Err(DeliveryError::never("recipient", format!("partner {id} is not registered")));
         };
         let Some(url) = row.callback_url.as_deref().filter(|u| !u.is_empty()) else {
-            return Err(never("recipient", format!("partner {id} has no callback_url")));
+            return Err(DeliveryError::never("recipient", format!("partner {id} has no callback_url")));
         };
         // Checked at registration; a stored address that no longer parses is dead.
-        let url = reqwest::Url::parse(url).map_err(|_| never("recipient", format!("partner {id}'s callback_url is not a URL")))?;
+        let url =
+            reqwest::Url::parse(url).map_err(|_| DeliveryError::never("recipient", format!("partner {id}'s callback_url is not a URL")))?;
         let mut req = self
             .client
             .post(url)
@@ -118,16 +118,6 @@ impl PartnerCallbacks {
         let body = client::read_body(resp, self.max_response).await.map_err(classify_transport)?;
         let text: String = String::from_utf8_lossy(&body.bytes).chars().take(EXCERPT_CHARS).collect();
         judge(&self.ack, status, retry_after, &text, None)
-    }
-}
-
-fn never(class: &'static str, message: String) -> DeliveryError {
-    DeliveryError {
-        retry: Retry::Never,
-        class,
-        message,
-        http_status: None,
-        excerpt: None,
     }
 }
 

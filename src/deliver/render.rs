@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::connectors::{DeliveryError, Retry};
+use crate::connectors::DeliveryError;
 use crate::mapping::MappingSet;
 use crate::model::Millis;
 
@@ -99,11 +99,5 @@ impl Renderer {
 }
 
 fn permanent(message: String) -> DeliveryError {
-    DeliveryError {
-        retry: Retry::Never,
-        class: "mapping_failed",
-        message,
-        http_status: None,
-        excerpt: None,
-    }
+    DeliveryError::never("mapping_failed", message)
 }

@@ -14,9 +14,30 @@ use tokio::task::JoinSet;
 
 use crate::backlog::Backlog;
 use crate::deliver::Wakers;
-use crate::model::now_millis;
+use crate::model::{Envelope, MessageId, now_millis};
+use crate::store::bursts::Burst;
 use crate::store::{InsertOutcome, NewMessage, Store, StoreError};
 use crate::telemetry;
+
+/// The message to commit for a checked event: a new hub id, the canonical
+/// event (the hub id, the sender's id as `sourceid`), from `partner` to
+/// `destinations`.
+pub fn new_message(env: &Envelope, partner: &str, destinations: Vec<String>, burst: Option<Burst>) -> NewMessage {
+    let id = MessageId::generate();
+    NewMessage {
+        event: super::cloudevent::canonical(env, id.as_str()).to_string(),
+        id,
+        source: env.source.clone(),
+        source_event_id: env.id.clone(),
+        r#type: env.r#type.clone(),
+        subject: env.subject.clone(),
+        jurisdiction: env.jurisdiction.clone(),
+        event_time: env.time.clone(),
+        partner: partner.to_string(),
+        destinations,
+        burst,
+    }
+}
 
 struct Job {
     message: NewMessage,

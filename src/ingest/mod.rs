@@ -26,8 +26,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, FieldError};
-use crate::model::MessageId;
-use crate::store::{InsertOutcome, NewMessage, Receipt};
+use crate::store::{InsertOutcome, Receipt};
 use crate::telemetry;
 
 /// The ingest routes.
@@ -345,21 +344,7 @@ async fn commit_checked(
         destinations.push(d.to_string());
     }
     let burst = burst::of(&app.config.ingest.alerts, &partner.name, &env);
-    let id = MessageId::generate();
-    let event = cloudevent::canonical(&env, id.as_str()).to_string();
-    let msg = NewMessage {
-        id,
-        source: env.source.clone(),
-        source_event_id: env.id.clone(),
-        r#type: env.r#type.clone(),
-        subject: env.subject.clone(),
-        jurisdiction: env.jurisdiction.clone(),
-        event_time: env.time.clone(),
-        partner: partner.name.clone(),
-        event,
-        destinations,
-        burst,
-    };
+    let msg = commit::new_message(&env, &partner.name, destinations, burst);
     match app.committer.submit(msg).await {
         Ok(InsertOutcome::Accepted(receipt)) => {
             metrics::counter!(telemetry::INGEST_EVENTS_TOTAL, telemetry::LABEL_OUTCOME => "accepted").increment(1);

@@ -28,7 +28,7 @@ use crate::app::AppState;
 use crate::error::FieldError;
 use crate::ingest::cloudevent;
 use crate::model::MessageId;
-use crate::store::{InsertOutcome, NewMessage};
+use crate::store::InsertOutcome;
 use crate::telemetry;
 
 /// The CloudEvents source of prompts the hub raises.
@@ -290,10 +290,7 @@ pub async fn raise(app: &AppState, p: &PartnerPrompt) -> Result<Raised, PromptEr
 }
 
 async fn commit(app: &AppState, value: Value) -> Result<Raised, PromptError> {
-    let env = cloudevent::parse(value).map_err(PromptError::Invalid)?;
-    app.catalogue
-        .validate(&env.r#type, env.data(), "/data")
-        .map_err(PromptError::Invalid)?;
+    let env = parse_checked(app, value)?;
     let time = chrono::DateTime::parse_from_rfc3339(&env.time).unwrap_or_else(|_| now_beijing());
     let errors = app.reference.check(&env.r#type, env.data(), time, "/data");
     if !errors.is_empty() {
@@ -303,20 +300,28 @@ async fn commit(app: &AppState, value: Value) -> Result<Raised, PromptError> {
     if let Some(d) = route::callback(app, &env).await? {
         destinations.push(d.to_string());
     }
-    let id = MessageId::generate();
-    let msg = NewMessage {
-        event: cloudevent::canonical(&env, id.as_str()).to_string(),
-        id,
-        source: env.source.clone(),
-        source_event_id: env.id.clone(),
-        r#type: env.r#type.clone(),
-        subject: env.subject.clone(),
-        jurisdiction: env.jurisdiction.clone(),
-        event_time: env.time.clone(),
-        partner: HUB_SENDER.to_string(),
-        destinations,
-        burst: None,
-    };
+    submit(app, &env, HUB_SENDER, destinations).await
+}
+
+/// An event the hub raises itself, read as a CloudEvent and checked against
+/// the catalogue: a failure is a bug in the hub, never a partner's.
+pub(crate) fn parse_checked(app: &AppState, value: Value) -> Result<crate::model::Envelope, PromptError> {
+    let env = cloudevent::parse(value).map_err(PromptError::Invalid)?;
+    app.catalogue
+        .validate(&env.r#type, env.data(), "/data")
+        .map_err(PromptError::Invalid)?;
+    Ok(env)
+}
+
+/// Commits an event the hub raises itself to `destinations`, as sent by
+/// `sender` (`messages.partner`); returns after the commit.
+pub(crate) async fn submit(
+    app: &AppState,
+    env: &crate::model::Envelope,
+    sender: &str,
+    destinations: Vec<String>,
+) -> Result<Raised, PromptError> {
+    let msg = crate::ingest::commit::new_message(env, sender, destinations, None);
     let (receipt, duplicate) = match app.committer.submit(msg).await? {
         InsertOutcome::Accepted(r) => (r, false),
         InsertOutcome::Duplicate(r) | InsertOutcome::Folded(r) => (r, true),

@@ -129,15 +129,45 @@ fn history_id() -> String {
     format!("xph_{}", ulid::Ulid::generate())
 }
 
+/// The insert of one history row, on a pool or inside a transaction (a
+/// macro: the body is compiled once per backend, like `on_write!`). A row
+/// for a message already recorded is not written (0 rows affected).
+macro_rules! insert_history {
+    ($store:expr, $executor:expr, $application_no:expr, $h:expr) => {
+        sqlx::query($store.sql(
+            "INSERT INTO xp_history (id, application_no, message_id, type, outcome, note, state, emits, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (application_no, message_id) DO NOTHING",
+        ))
+        .bind(history_id())
+        .bind($application_no)
+        .bind(&$h.message_id)
+        .bind(&$h.r#type)
+        .bind(&$h.outcome)
+        .bind(&$h.note)
+        .bind(&$h.state)
+        .bind(&$h.emits)
+        .bind($h.at)
+        .execute($executor)
+    };
+}
+
+/// The columns of a [`NegotiationRow`].
+const NEGOTIATION_COLUMNS: &str = "application_no, state, doc, version, created_at, updated_at";
+/// The columns of a [`HistoryRow`].
+const HISTORY_COLUMNS: &str = "message_id, type, outcome, note, state, emits, at";
+/// The columns of a [`LetterRow`].
+const LETTER_COLUMNS: &str =
+    "letter_source, letter_id, direction, connector, type, subject, letter, receipt, verdict, reason, message_id, at";
+/// The columns of a [`WhitelistRow`].
+const WHITELIST_COLUMNS: &str = "scheme, whitelist_id, entry, event_time, message_id, updated_at";
+
 impl Store {
     /// The record of `application_no`.
     pub async fn xp_negotiation(&self, application_no: &str) -> Result<Option<NegotiationRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, NegotiationRow>(
-                self.sql(
-                    "SELECT application_no, state, doc, version, created_at, updated_at FROM xp_negotiations WHERE application_no = $1",
-                ),
-            )
+            sqlx::query_as::<_, NegotiationRow>(self.sql(&format!(
+                "SELECT {NEGOTIATION_COLUMNS} FROM xp_negotiations WHERE application_no = $1"
+            )))
             .bind(application_no)
             .fetch_optional(p)
             .await
@@ -147,10 +177,10 @@ impl Store {
     /// Records in `state` (any when `None`), by application number, after `after`.
     pub async fn xp_negotiations(&self, state: Option<&str>, after: &str, limit: i64) -> Result<Vec<NegotiationRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, NegotiationRow>(self.sql(
-                "SELECT application_no, state, doc, version, created_at, updated_at FROM xp_negotiations \
-                 WHERE ($1 IS NULL OR state = $1) AND application_no > $2 ORDER BY application_no LIMIT $3",
-            ))
+            sqlx::query_as::<_, NegotiationRow>(self.sql(&format!(
+                "SELECT {NEGOTIATION_COLUMNS} FROM xp_negotiations \
+                 WHERE ($1 IS NULL OR state = $1) AND application_no > $2 ORDER BY application_no LIMIT $3"
+            )))
             .bind(state)
             .bind(after)
             .bind(limit)
@@ -163,11 +193,11 @@ impl Store {
     /// the request), after `after`.
     pub async fn xp_running(&self, after: &str, limit: i64) -> Result<Vec<NegotiationRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, NegotiationRow>(self.sql(
-                "SELECT application_no, state, doc, version, created_at, updated_at FROM xp_negotiations \
+            sqlx::query_as::<_, NegotiationRow>(self.sql(&format!(
+                "SELECT {NEGOTIATION_COLUMNS} FROM xp_negotiations \
                  WHERE state IN ('RECEIVED', 'ACCEPTED', 'CONSULTING', 'REPLIED', 'CONSULTED') AND application_no > $1 \
-                 ORDER BY application_no LIMIT $2",
-            ))
+                 ORDER BY application_no LIMIT $2"
+            )))
             .bind(after)
             .bind(limit)
             .fetch_all(p)
@@ -178,9 +208,9 @@ impl Store {
     /// The history row of `message_id` on `application_no`, if it was applied.
     pub async fn xp_history_of(&self, application_no: &str, message_id: &str) -> Result<Option<HistoryRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, HistoryRow>(self.sql(
-                "SELECT message_id, type, outcome, note, state, emits, at FROM xp_history WHERE application_no = $1 AND message_id = $2",
-            ))
+            sqlx::query_as::<_, HistoryRow>(self.sql(&format!(
+                "SELECT {HISTORY_COLUMNS} FROM xp_history WHERE application_no = $1 AND message_id = $2"
+            )))
             .bind(application_no)
             .bind(message_id)
             .fetch_optional(p)
@@ -191,11 +221,9 @@ impl Store {
     /// The history of `application_no`, oldest first.
     pub async fn xp_history(&self, application_no: &str) -> Result<Vec<HistoryRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, HistoryRow>(
-                self.sql(
-                    "SELECT message_id, type, outcome, note, state, emits, at FROM xp_history WHERE application_no = $1 ORDER BY at, id",
-                ),
-            )
+            sqlx::query_as::<_, HistoryRow>(self.sql(&format!(
+                "SELECT {HISTORY_COLUMNS} FROM xp_history WHERE application_no = $1 ORDER BY at, id"
+            )))
             .bind(application_no)
             .fetch_all(p)
             .await
@@ -257,22 +285,7 @@ impl Store {
                 return Ok(false);
             }
             for h in history {
-                let n = sqlx::query(self.sql(
-                    "INSERT INTO xp_history (id, application_no, message_id, type, outcome, note, state, emits, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (application_no, message_id) DO NOTHING",
-                ))
-                .bind(history_id())
-                .bind(application_no)
-                .bind(&h.message_id)
-                .bind(&h.r#type)
-                .bind(&h.outcome)
-                .bind(&h.note)
-                .bind(&h.state)
-                .bind(&h.emits)
-                .bind(h.at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let n = insert_history!(self, &mut *tx, application_no, h).await?.rows_affected();
                 if n != 1 {
                     tx.rollback().await?;
                     return Ok(false);
@@ -288,22 +301,7 @@ impl Store {
     /// row already.
     pub async fn xp_note(&self, application_no: &str, h: &HistoryRow) -> Result<bool> {
         Ok(on_write!(self, |p| {
-            sqlx::query(self.sql(
-                "INSERT INTO xp_history (id, application_no, message_id, type, outcome, note, state, emits, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (application_no, message_id) DO NOTHING",
-            ))
-            .bind(history_id())
-            .bind(application_no)
-            .bind(&h.message_id)
-            .bind(&h.r#type)
-            .bind(&h.outcome)
-            .bind(&h.note)
-            .bind(&h.state)
-            .bind(&h.emits)
-            .bind(h.at)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
+            insert_history!(self, p, application_no, h).await.map(|r| r.rows_affected())
         })? == 1)
     }
 
@@ -369,10 +367,9 @@ impl Store {
     /// The letter `source` + `id`.
     pub async fn xp_letter(&self, source: &str, id: &str) -> Result<Option<LetterRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, LetterRow>(self.sql(
-                "SELECT letter_source, letter_id, direction, connector, type, subject, letter, receipt, verdict, reason, \
-                 message_id, at FROM xp_letters WHERE letter_source = $1 AND letter_id = $2",
-            ))
+            sqlx::query_as::<_, LetterRow>(self.sql(&format!(
+                "SELECT {LETTER_COLUMNS} FROM xp_letters WHERE letter_source = $1 AND letter_id = $2"
+            )))
             .bind(source)
             .bind(id)
             .fetch_optional(p)
@@ -383,10 +380,9 @@ impl Store {
     /// The letters of `subject`, oldest first.
     pub async fn xp_letters(&self, subject: &str) -> Result<Vec<LetterRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, LetterRow>(self.sql(
-                "SELECT letter_source, letter_id, direction, connector, type, subject, letter, receipt, verdict, reason, \
-                 message_id, at FROM xp_letters WHERE subject = $1 ORDER BY at, letter_id",
-            ))
+            sqlx::query_as::<_, LetterRow>(self.sql(&format!(
+                "SELECT {LETTER_COLUMNS} FROM xp_letters WHERE subject = $1 ORDER BY at, letter_id"
+            )))
             .bind(subject)
             .fetch_all(p)
             .await
@@ -430,10 +426,10 @@ impl Store {
     /// Whitelist entries naming the facility `usci`.
     pub async fn xp_whitelist_for(&self, usci: &str) -> Result<Vec<WhitelistRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, WhitelistRow>(self.sql(
-                "SELECT scheme, whitelist_id, entry, event_time, message_id, updated_at FROM xp_whitelist \
-                 WHERE facility_usci = $1 ORDER BY scheme, whitelist_id",
-            ))
+            sqlx::query_as::<_, WhitelistRow>(self.sql(&format!(
+                "SELECT {WHITELIST_COLUMNS} FROM xp_whitelist \
+                 WHERE facility_usci = $1 ORDER BY scheme, whitelist_id"
+            )))
             .bind(usci)
             .fetch_all(p)
             .await
@@ -443,10 +439,10 @@ impl Store {
     /// Every whitelist entry, by scheme and id.
     pub async fn xp_whitelist_all(&self, limit: i64) -> Result<Vec<WhitelistRow>> {
         Ok(on_read!(self, |p| {
-            sqlx::query_as::<_, WhitelistRow>(self.sql(
-                "SELECT scheme, whitelist_id, entry, event_time, message_id, updated_at FROM xp_whitelist \
-                 ORDER BY scheme, whitelist_id LIMIT $1",
-            ))
+            sqlx::query_as::<_, WhitelistRow>(self.sql(&format!(
+                "SELECT {WHITELIST_COLUMNS} FROM xp_whitelist \
+                 ORDER BY scheme, whitelist_id LIMIT $1"
+            )))
             .bind(limit)
             .fetch_all(p)
             .await

@@ -87,7 +87,7 @@ async fn one(app: &AppState, stored: &Negotiation, out: &mut Checked) -> Result<
     let app_no = stored.application_no.as_str();
     if stored.state == State::Received && d.kind == DeadlineKind::Acceptance && matches!(s, Standing::Overdue { .. }) {
         let key = format!("deadline:{}:{}:deemed", app_no, d.due);
-        step(app, app_no, &key, |n, ctx| {
+        step(app, app_no, &key, None, |n, ctx| {
             vec![(key.clone(), "deadline".to_string(), machine::deem_accepted(n, ctx))]
         })
         .await?;
@@ -104,7 +104,7 @@ async fn one(app: &AppState, stored: &Negotiation, out: &mut Checked) -> Result<
     }
     let key = format!("deadline:{}:{:?}:{}:{what}", app_no, d.kind, d.due);
     let kind = d.kind;
-    step(app, app_no, &key, |n, _ctx| {
+    step(app, app_no, &key, None, |n, _ctx| {
         let Some(running) = n.running_mut() else {
             return vec![(
                 key.clone(),

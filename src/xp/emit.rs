@@ -12,10 +12,7 @@ use super::machine::Emit;
 use super::model::{Deadline, Negotiation};
 use super::rules::Standing;
 use crate::app::AppState;
-use crate::ingest::cloudevent;
-use crate::model::MessageId;
-use crate::prompts::PromptError;
-use crate::store::{InsertOutcome, NewMessage};
+use crate::prompts::{self, PromptError};
 
 /// The subject of an application's messages.
 pub fn subject(application_no: &str) -> String {
@@ -54,28 +51,13 @@ pub async fn commit(app: &AppState, e: &Emit, subject: &str, now: &str) -> Resul
 }
 
 /// Checks, routes and commits an event the hub raises, as sent by `sender`
-/// (routes never send it back there).
+/// (routes never send it back there). No reference-data checks: the data
+/// came through them at ingest, and other provinces' division codes are
+/// not in Fujian's table.
 pub async fn commit_event(app: &AppState, value: Value, sender: &str) -> Result<bool, PromptError> {
-    let env = cloudevent::parse(value).map_err(PromptError::Invalid)?;
-    app.catalogue
-        .validate(&env.r#type, env.data(), "/data")
-        .map_err(PromptError::Invalid)?;
+    let env = prompts::parse_checked(app, value)?;
     let destinations = app.routes.route(&env, sender);
-    let id = MessageId::generate();
-    let msg = NewMessage {
-        event: cloudevent::canonical(&env, id.as_str()).to_string(),
-        id,
-        source: env.source.clone(),
-        source_event_id: env.id.clone(),
-        r#type: env.r#type.clone(),
-        subject: env.subject.clone(),
-        jurisdiction: env.jurisdiction.clone(),
-        event_time: env.time.clone(),
-        partner: sender.to_string(),
-        destinations,
-        burst: None,
-    };
-    Ok(matches!(app.committer.submit(msg).await?, InsertOutcome::Accepted(_)))
+    Ok(!prompts::submit(app, &env, sender, destinations).await?.duplicate)
 }
 
 /// The prompt about `d` of `n` standing as `s`: to the responsible

@@ -42,9 +42,9 @@ use crate::ingest::cloudevent;
 use crate::letters::canonical::SIGVALUE;
 use crate::letters::sign::{SIGALG, SIGKEYID};
 use crate::letters::{Receipt, Verdict, parse_letter, verify_letter};
-use crate::model::{MessageId, now_millis};
+use crate::model::now_millis;
+use crate::store::InsertOutcome;
 use crate::store::xp::LetterRow;
-use crate::store::{InsertOutcome, NewMessage};
 
 /// The CloudEvents extension attribute the hub adds to a letter it takes
 /// in: when it arrived (RFC 3339, Beijing time). Deadlines count from it,
@@ -272,20 +272,7 @@ async fn receive(app: &AppState, body: &[u8]) -> Result<Response, Response> {
     if !errors.is_empty() {
         return Err(refuse(app, &p, &letter, StatusCode::UNPROCESSABLE_ENTITY, describe(&errors)).await);
     }
-    let message_id = MessageId::generate();
-    let msg = NewMessage {
-        event: cloudevent::canonical(&env, message_id.as_str()).to_string(),
-        id: message_id,
-        source: env.source.clone(),
-        source_event_id: env.id.clone(),
-        r#type: env.r#type.clone(),
-        subject: env.subject.clone(),
-        jurisdiction: env.jurisdiction.clone(),
-        event_time: env.time.clone(),
-        partner: p.connector.clone(),
-        destinations: vec![WORKFLOW_DESTINATION.to_string()],
-        burst: None,
-    };
+    let msg = crate::ingest::commit::new_message(&env, &p.connector, vec![WORKFLOW_DESTINATION.to_string()], None);
     let committed = match app.committer.submit(msg).await {
         Ok(InsertOutcome::Accepted(r) | InsertOutcome::Duplicate(r) | InsertOutcome::Folded(r)) => r.id,
         Err(_) => return Err(ApiError::unavailable("the hub cannot store letters right now; send again shortly").into_response()),

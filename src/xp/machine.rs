@@ -168,6 +168,47 @@ fn park(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>, reason: &str) -> Outc
     }
 }
 
+/// The letter passed on as it came, counted as sent by its sender (routes
+/// never send it back there); its id follows from the input's.
+pub(super) fn forward(input: &Input) -> Vec<Emit> {
+    vec![Emit {
+        r#type: input.r#type.clone(),
+        data: input.data.clone(),
+        sender: input.sender.clone(),
+        key: input.message_id.clone(),
+    }]
+}
+
+/// Meets the running deadline at `at`; for the history, how late (` (2
+/// working days late)`), or nothing when in time or none was running.
+pub(super) fn meet_running(n: &mut Negotiation, ctx: &Ctx<'_>, at: &str) -> String {
+    match n.running_mut() {
+        Some(dl) => {
+            meet(ctx.calendar, dl, at);
+            if dl.late_by > 0 {
+                format!(" ({} working days late)", dl.late_by)
+            } else {
+                String::new()
+            }
+        }
+        None => String::new(),
+    }
+}
+
+/// The record's view of a reply letter.
+pub(super) fn reply_ref(input: &Input) -> ReplyRef {
+    let d = &input.data;
+    ReplyRef {
+        letter: LetterRef {
+            letter_no: s(d, "/letter_no").to_string(),
+            sent_at: s(d, "/replied_at").to_string(),
+            message_id: input.message_id.clone(),
+        },
+        decision: s(d, "/decision").to_string(),
+        reasons: d.get("reasons").and_then(Value::as_str).map(str::to_string),
+    }
+}
+
 fn from_department(input: &Input) -> Result<(), Outcome> {
     match &input.sender_province {
         None => Ok(()),
@@ -479,15 +520,7 @@ fn consultation(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
             n.state = State::Consulting;
             n.deadlines
                 .push(deadline(ctx.calendar, DeadlineKind::Reply, day, &format!("{to}0000")));
-            applied(
-                format!("consultation letter {letter_no} sent to province {to}"),
-                vec![Emit {
-                    r#type: input.r#type.clone(),
-                    data: d.clone(),
-                    sender: input.sender.clone(),
-                    key: input.message_id.clone(),
-                }],
-            )
+            applied(format!("consultation letter {letter_no} sent to province {to}"), forward(input))
         }
         _ if n.consultation.as_ref().is_some_and(|c| c.letter_no == letter_no) => Outcome::Duplicate {
             note: format!("consultation letter {letter_no} was sent already"),
@@ -547,29 +580,10 @@ fn reply(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
                     n.receiver_province.as_deref().unwrap_or("")
                 ));
             }
-            let mut late = String::new();
-            if let Some(dl) = n.running_mut() {
-                meet(ctx.calendar, dl, &input.arrived_at);
-                if dl.late_by > 0 {
-                    late = format!(" ({} working days late)", dl.late_by);
-                }
-            }
+            let late = meet_running(n, ctx, &input.arrived_at);
             let decision = s(d, "/decision").to_string();
-            n.reply = Some(ReplyRef {
-                letter: LetterRef {
-                    letter_no: letter_no.to_string(),
-                    sent_at: s(d, "/replied_at").to_string(),
-                    message_id: input.message_id.clone(),
-                },
-                decision: decision.clone(),
-                reasons: d.get("reasons").and_then(Value::as_str).map(str::to_string),
-            });
-            let emits = vec![Emit {
-                r#type: input.r#type.clone(),
-                data: d.clone(),
-                sender: input.sender.clone(),
-                key: input.message_id.clone(),
-            }];
+            n.reply = Some(reply_ref(input));
+            let emits = forward(input);
             if decision == "AGREE" {
                 n.state = State::Replied;
                 let day = beijing_date(&input.arrived_at).unwrap_or_else(|| ctx.today());
@@ -684,13 +698,7 @@ fn decide(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>, basis: Basis, white
         ));
     }
     let decided_at = s(d, "/decided_at").to_string();
-    let mut late = String::new();
-    if let Some(dl) = n.running_mut() {
-        meet(ctx.calendar, dl, &decided_at);
-        if dl.late_by > 0 {
-            late = format!(" ({} working days late)", dl.late_by);
-        }
-    }
+    let late = meet_running(n, ctx, &decided_at);
     let lines = d.get("lines").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
     n.decision = Some(DecisionRef {
         decision_no: s(d, "/decision_no").to_string(),
@@ -706,12 +714,7 @@ fn decide(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>, basis: Basis, white
     n.state = State::Decided;
     applied(
         format!("decision {} issued, valid {from} to {to}{late}", s(d, "/decision_no")),
-        vec![Emit {
-            r#type: input.r#type.clone(),
-            data: d.clone(),
-            sender: input.sender.clone(),
-            key: input.message_id.clone(),
-        }],
+        forward(input),
     )
 }
 
@@ -749,6 +752,8 @@ pub fn drain_parked(n: &mut Negotiation, ctx: &Ctx<'_>) -> Vec<(Input, Outcome)>
         let waiting = std::mem::take(&mut n.parked);
         for p in waiting {
             let Ok(input) = serde_json::from_value::<Input>(p.input.clone()) else {
+                // Never dropped unseen: it stays parked, visible in the API.
+                n.parked.push(p);
                 continue;
             };
             match apply(n, &input, ctx) {

@@ -10,18 +10,9 @@
 
 use serde_json::Value;
 
-use super::machine::{Ctx, Emit, Input, Outcome, applied, refused, s};
-use super::model::{Basis, DeadlineKind, DecisionRef, LetterRef, Negotiation, ReplyRef, Role, State};
-use super::rules::{beijing_date, date, deadline, meet, tonnes, total};
-
-fn forward(input: &Input) -> Vec<Emit> {
-    vec![Emit {
-        r#type: input.r#type.clone(),
-        data: input.data.clone(),
-        sender: input.sender.clone(),
-        key: input.message_id.clone(),
-    }]
-}
+use super::machine::{Ctx, Input, Outcome, applied, forward, meet_running, refused, reply_ref, s};
+use super::model::{Basis, DeadlineKind, DecisionRef, LetterRef, Negotiation, Role, State};
+use super::rules::{beijing_date, date, deadline, tonnes, total};
 
 fn is_fresh(n: &Negotiation) -> bool {
     n.state == State::AwaitingRequest && n.request.is_none() && n.parked.is_empty() && n.consultation.is_none()
@@ -105,23 +96,9 @@ pub fn reply(n: &mut Negotiation, input: &Input, ctx: &Ctx<'_>) -> Outcome {
             s(d, "/reply_to")
         ));
     }
-    let mut late = String::new();
-    if let Some(dl) = n.running_mut() {
-        meet(ctx.calendar, dl, &input.arrived_at);
-        if dl.late_by > 0 {
-            late = format!(" ({} working days late)", dl.late_by);
-        }
-    }
+    let late = meet_running(n, ctx, &input.arrived_at);
     let decision = s(d, "/decision").to_string();
-    n.reply = Some(ReplyRef {
-        letter: LetterRef {
-            letter_no: letter_no.to_string(),
-            sent_at: s(d, "/replied_at").to_string(),
-            message_id: input.message_id.clone(),
-        },
-        decision: decision.clone(),
-        reasons: d.get("reasons").and_then(Value::as_str).map(str::to_string),
-    });
+    n.reply = Some(reply_ref(input));
     n.state = if decision == "AGREE" { State::Answered } else { State::Refused };
     applied(
         format!("reply {letter_no} ({decision}) sent to province {sending}{late}"),

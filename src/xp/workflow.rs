@@ -27,7 +27,7 @@ use crate::app::AppState;
 use crate::config::ConnectorConfig;
 use crate::config::connector::ConnectorKind;
 use crate::connectors::async_trait_shim::BoxFuture;
-use crate::connectors::{DeliveryError, Outbound, Outgoing, Receipt, Retry};
+use crate::connectors::{DeliveryError, Outbound, Outgoing, Receipt};
 use crate::model::now_millis;
 use crate::store::xp::{HistoryRow, NegotiationIndex};
 
@@ -77,14 +77,15 @@ impl Workflow {
 
     async fn run(&self, msg: Outgoing<'_>) -> Result<Receipt, DeliveryError> {
         let Some(app) = self.app.get() else {
-            return Err(retry("starting", "the hub is still starting".into()));
+            return Err(DeliveryError::backoff("starting", "the hub is still starting"));
         };
-        let event: Value = serde_json::from_slice(msg.body).map_err(|_| never("body", "the message is not a JSON CloudEvent".into()))?;
+        let event: Value =
+            serde_json::from_slice(msg.body).map_err(|_| DeliveryError::never("body", "the message is not a JSON CloudEvent"))?;
         let source = event.get("source").and_then(Value::as_str).unwrap_or("");
         let ty = event.get("type").and_then(Value::as_str).unwrap_or("").to_string();
         let data = event.get("data").cloned().unwrap_or(Value::Null);
         let Some((sender, province)) = self.senders.of(source).cloned() else {
-            return Err(never(
+            return Err(DeliveryError::never(
                 "sender",
                 format!("source {source} is neither a department ([xp] departments) nor a province's letters connector"),
             ));
@@ -131,28 +132,8 @@ impl Outbound for Workflow {
     }
 }
 
-fn retry(class: &'static str, message: String) -> DeliveryError {
-    DeliveryError {
-        retry: Retry::Backoff,
-        class,
-        message,
-        http_status: None,
-        excerpt: None,
-    }
-}
-
-fn never(class: &'static str, message: String) -> DeliveryError {
-    DeliveryError {
-        retry: Retry::Never,
-        class,
-        message,
-        http_status: None,
-        excerpt: None,
-    }
-}
-
 fn store_err(e: impl std::fmt::Display) -> DeliveryError {
-    retry("store", format!("the store does not answer: {e}"))
+    DeliveryError::backoff("store", format!("the store does not answer: {e}"))
 }
 
 /// Now, Beijing time, to the second.
@@ -221,7 +202,8 @@ fn row(message_id: &str, ty: &str, outcome: &Outcome, n: &Negotiation, now: i64)
 /// Applies one letter to its record; the history note.
 async fn letter(app: &AppState, input: &Input) -> Result<String, DeliveryError> {
     let application_no = input.data.get("application_no").and_then(Value::as_str).unwrap_or("").to_string();
-    step(app, &application_no, &input.message_id, |n, ctx| {
+    let request = (input.r#type == "xp-request").then_some(&input.data);
+    step(app, &application_no, &input.message_id, request, |n, ctx| {
         let outcome = machine::apply(n, input, ctx);
         let mut done = vec![(input.message_id.clone(), input.r#type.clone(), outcome.clone())];
         if matches!(outcome, Outcome::Applied { .. }) {
@@ -240,11 +222,15 @@ pub type Steps = Vec<(String, String, Outcome)>;
 /// Loads `application_no`'s record, runs `f` on it, saves it with a
 /// history row per step, and commits what the steps send. `key` is the id
 /// of the first step: when its row exists, the step was taken already and
-/// only its messages are committed again.
+/// only its messages are committed again. `request` is the request the
+/// step brings, if it brings one: the whitelist is looked up for its
+/// receiver (a parked acceptance may be applied right behind it), else for
+/// the record's.
 pub async fn step(
     app: &AppState,
     application_no: &str,
     key: &str,
+    request: Option<&Value>,
     f: impl Fn(&mut Negotiation, &Ctx<'_>) -> Steps,
 ) -> Result<String, DeliveryError> {
     let subject = emit::subject(application_no);
@@ -258,15 +244,14 @@ pub async fn step(
         let (mut n, version) = match &stored {
             Some(r) => (
                 serde_json::from_str::<Negotiation>(&r.doc)
-                    .map_err(|e| never("record", format!("the stored record does not read: {e}")))?,
+                    .map_err(|e| DeliveryError::never("record", format!("the stored record does not read: {e}")))?,
                 Some(r.version),
             ),
             None => (Negotiation::new(application_no), None),
         };
         let before = n.clone();
         let now = now_beijing();
-        let request = n.request.clone();
-        let wl = candidates(app, request.as_ref(), &now).await?;
+        let wl = candidates(app, request.or(n.request.as_ref()), &now).await?;
         let cfg = &app.config.xp;
         let ctx = Ctx {
             own_province: &cfg.province,
@@ -275,25 +260,13 @@ pub async fn step(
             decision_prefix: &cfg.whitelist_decision_prefix,
             now: &now,
         };
-        let mut steps = f(&mut n, &ctx);
-        // A request names the receiver only now: look at the whitelist
-        // again with its entries if the step accepted it at once (the
-        // acceptance came parked behind it).
-        if request.is_none() && n.request.is_some() && steps.iter().any(|(_, t, _)| t == "xp-acceptance") {
-            let wl = candidates(app, n.request.as_ref(), &now).await?;
-            if !wl.is_empty() {
-                n = before.clone();
-                let ctx = Ctx { whitelist: &wl, ..ctx };
-                steps = f(&mut n, &ctx);
-            }
-        }
+        let steps = f(&mut n, &ctx);
         let at = now_millis();
         let rows: Vec<HistoryRow> = steps.iter().map(|(id, t, o)| row(id, t, o, &n, at)).collect();
-        let first = steps.first().map(|(_, _, o)| o.clone());
-        let note = first.as_ref().map_or_else(String::new, |o| row(key, "", o, &n, at).note);
+        let note = rows.first().map(|r| r.note.clone()).unwrap_or_default();
         let changed = n != before;
         let saved = if changed {
-            let doc = serde_json::to_string(&n).map_err(|e| never("record", e.to_string()))?;
+            let doc = serde_json::to_string(&n).map_err(|e| DeliveryError::never("record", e.to_string()))?;
             app.store
                 .xp_save(application_no, &doc, &index(&n), version, &rows, at)
                 .await
@@ -319,7 +292,7 @@ pub async fn step(
         log(application_no, &rows);
         return Ok(note);
     }
-    Err(retry(
+    Err(DeliveryError::backoff(
         "conflict",
         format!("application {application_no} kept changing under this step"),
     ))
@@ -343,7 +316,7 @@ async fn send(app: &AppState, emits: &[Emit], subject: &str) -> Result<(), Deliv
     for e in emits {
         emit::commit(app, e, subject, &now)
             .await
-            .map_err(|err| retry("commit", format!("could not send {}: {err}", e.r#type)))?;
+            .map_err(|err| DeliveryError::backoff("commit", format!("could not send {}: {err}", e.r#type)))?;
     }
     Ok(())
 }
@@ -358,7 +331,10 @@ async fn whitelist_entry(app: &AppState, input: &Input, event: &Value) -> Result
     if let Some(p) = &input.sender_province
         && *p != partner
     {
-        return Err(never("whitelist", format!("province {p} sent an entry for province {partner}")));
+        return Err(DeliveryError::never(
+            "whitelist",
+            format!("province {p} sent an entry for province {partner}"),
+        ));
     }
     let time = event.get("time").and_then(Value::as_str).unwrap_or("");
     let millis = chrono::DateTime::parse_from_rfc3339(time).map_or(0, |t| t.timestamp_millis());

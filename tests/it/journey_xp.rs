@@ -138,6 +138,17 @@ impl World {
         }
     }
 
+    /// Posts a letter to the hub as another province's hub would.
+    async fn post_letter(&self, letter: &Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(format!("{}/api/v1/xp/letters", self.app.base))
+            .body(letter.to_string())
+            .send()
+            .await
+            .expect("the hub answers")
+    }
+
     /// Posts a department letter (as `cell`, the department here); returns
     /// the hub message id.
     async fn department(&self, ty: &str, id: &str, data: Value) -> String {
@@ -571,26 +582,12 @@ async fn forged_unsigned_and_repeated_letters_change_nothing() {
     unsigned["specversion"] = json!("1.0");
     unsigned["source"] = json!("urn:wastehub:province:36");
     unsigned["time"] = json!(rfc3339(beijing_now()));
-    let r = w
-        .app
-        .client
-        .post(format!("{}/api/v1/xp/letters", w.app.base))
-        .body(unsigned.to_string())
-        .send()
-        .await
-        .expect("post");
+    let r = w.post_letter(&unsigned).await;
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.expect("json");
     assert!(body["data"]["reason"].as_str().unwrap_or("").contains("not signed"), "{body}");
     unsigned["source"] = json!("urn:wastehub:province:99");
-    let r = w
-        .app
-        .client
-        .post(format!("{}/api/v1/xp/letters", w.app.base))
-        .body(unsigned.to_string())
-        .send()
-        .await
-        .expect("post");
+    let r = w.post_letter(&unsigned).await;
     assert_eq!(r.status(), 403);
 
     // Both refusals of known senders are audited.
@@ -677,14 +674,7 @@ async fn during_a_key_rotation_letters_signed_with_either_key_are_taken() {
         "data": {"letter_no": "赣环固函〔2026〕601号", "reply_to": letter_no, "application_no": app_no,
                  "from_province": "36", "to_province": "35", "decision": "AGREE", "replied_at": rfc3339(beijing_now())}});
     let signed = wastehub::letters::sign_letter(&letter, next).expect("signed with the new key");
-    let r = w
-        .app
-        .client
-        .post(format!("{}/api/v1/xp/letters", w.app.base))
-        .body(signed.to_string())
-        .send()
-        .await
-        .expect("post");
+    let r = w.post_letter(&signed).await;
     assert_eq!(r.status(), 200, "the new key is registered");
     w.wait_state(app_no, "REPLIED").await;
     // The old key (the simulator's) still works during the overlap.
@@ -824,17 +814,9 @@ async fn a_flood_of_letters_from_one_province_is_answered_429_before_any_signatu
         "time": rfc3339(beijing_now()), "sigalg": "sm2-sm3", "sigkeyid": "0000000000000000", "sigvalue": "AAAA", "data": {}});
     // Twelve at once: a burst of 2 is verified (and refused), the rest wait
     // for a token that comes once a second.
-    let posts = (0..12).map(|_| {
-        w.app
-            .client
-            .post(format!("{}/api/v1/xp/letters", w.app.base))
-            .body(forged.to_string())
-            .send()
-    });
-    let answers = futures::future::join_all(posts).await;
+    let answers = futures::future::join_all((0..12).map(|_| w.post_letter(&forged))).await;
     let mut statuses = Vec::new();
     for r in answers {
-        let r = r.expect("post");
         if r.status() == 429 {
             assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
         }
